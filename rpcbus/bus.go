@@ -1,0 +1,105 @@
+package rpcbus
+
+import (
+	"context"
+)
+
+// Message is one record on a bus.
+type Message struct {
+	// Topic is the address the message was published to. Set on delivery;
+	// ignored by Publish, which takes the topic as an argument.
+	Topic string
+	// Key, where the backend has keys, chooses the partition. Nil spreads
+	// messages over partitions.
+	Key []byte
+	// Value is the message body: an encoded vRPC envelope.
+	Value []byte
+	// Headers are optional string headers. The hot path leaves them nil.
+	Headers map[string]string
+}
+
+// Delivery is a Message handed to a subscriber, to be acknowledged once it
+// has been handled.
+type Delivery struct {
+	Message
+	ack func()
+}
+
+// NewDelivery is for backends: it wraps m with the function that Ack calls.
+func NewDelivery(m Message, ack func()) *Delivery {
+	return &Delivery{Message: m, ack: ack}
+}
+
+// Ack tells the bus the message has been handled and need not be delivered
+// again. It may be called from any goroutine, at most once; later calls do
+// nothing.
+func (d *Delivery) Ack() {
+	if f := d.ack; f != nil {
+		d.ack = nil
+		f()
+	}
+}
+
+// Handler receives deliveries. It is called from the subscription's own
+// goroutine and should hand work off quickly; it must Ack every delivery
+// eventually, or the subscription stops delivering once MaxInFlight
+// deliveries are unacknowledged.
+type Handler func(d *Delivery)
+
+// SubscribeOptions says what a subscription consumes.
+type SubscribeOptions struct {
+	// Topics to consume. Backends create missing ones.
+	Topics []string
+	// Group shares the topics' messages among all subscriptions with the
+	// same group: each message goes to one of them.
+	Group string
+	// MaxInFlight bounds the deliveries handed to the handler and not yet
+	// acknowledged. Zero means 1024.
+	MaxInFlight int
+}
+
+// Subscription is a running consumer.
+type Subscription interface {
+	// Close stops delivering, waits until every delivery handed out has been
+	// acknowledged or ctx is done, records the acknowledged position and
+	// leaves the group. Unacknowledged messages are delivered again to
+	// another member of the group.
+	Close(ctx context.Context) error
+}
+
+// Bus is a message bus vRPC can publish to and consume from.
+type Bus interface {
+	// Publish sends msg to topic and returns once the bus has accepted it
+	// (for Kafka: acknowledged by the brokers per the acks setting). It
+	// returns ErrUnknownTopic when topic does not exist.
+	Publish(ctx context.Context, topic string, msg *Message) error
+	// Subscribe starts consuming and returns once the subscription is
+	// registered with the bus.
+	Subscribe(ctx context.Context, opts SubscribeOptions, h Handler) (Subscription, error)
+	// Close releases the bus's connections. Subscriptions and inboxes
+	// should be closed first.
+	Close() error
+}
+
+// Inbox is a private reply address: messages published to Address reach
+// only the inbox's handler.
+type Inbox interface {
+	// Address is what a request carries as its reply address.
+	Address() string
+	// Close stops delivering to the inbox's handler.
+	Close() error
+}
+
+// Inboxer is implemented by buses with a native reply address. Inbox must
+// return only once every message published to the address afterwards is
+// certain to be delivered to h; name is a stable prefix (the client id).
+type Inboxer interface {
+	Inbox(ctx context.Context, name string, h func(m *Message)) (Inbox, error)
+}
+
+// TopicCreator is implemented by buses that create topics on request.
+// Servers create their request topics before consuming, so that a request
+// published before any server has joined is kept, not refused.
+type TopicCreator interface {
+	CreateTopics(ctx context.Context, topics ...string) error
+}
