@@ -1,0 +1,60 @@
+// Package kafka carries vRPC over Apache Kafka, with franz-go.
+//
+// Importing the package registers two rpc_bus types:
+//
+//   - kafka: a client of real brokers (rpc_bus.brokers, default
+//     127.0.0.1:9092).
+//   - embedded: an in-process broker (franz-go's kfake) listening on
+//     rpc_bus.brokers[0], so that `vrpc demo` needs no Kafka install. Other
+//     processes reach it with type kafka as they would a real broker; buses of
+//     type embedded in one process with the same address share it.
+//
+// Both take these rpc_bus.settings:
+//
+//	compression         none (default), gzip, snappy, lz4 or zstd
+//	batch_size          bytes; see below
+//	linger              how long the producer waits to fill a batch; default 0
+//	acks                all (default), leader or none
+//	partitions          of the topics this bus creates; default 4
+//	replication_factor  of the topics this bus creates; default -1, the broker's
+//	max_message_bytes   largest record; default 5 MiB (a 4 MiB gRPC payload
+//	                    plus its envelope); also max.message.bytes of the
+//	                    topics this bus creates
+//	dial_timeout        default 10s
+//	session_timeout     of group members; default 45s
+//	heartbeat_interval  of group members; default 3s
+//	revoke_timeout      how long a member losing partitions waits for their
+//	                    deliveries to be acknowledged; default 10s
+//	fetch_max_wait      how long a fetch waits for records; default 5s
+//
+// and embedded also data_dir, a directory in which the broker keeps its data
+// across restarts (default: memory only).
+//
+// # Batches
+//
+// franz-go's batch cap (kgo.ProducerBatchMaxBytes) is also the largest record
+// it will send: a record larger than the cap fails at once with
+// MESSAGE_TOO_LARGE, where Kafka's Java producer sends a record larger than
+// batch.size in a batch of its own. The cap must also stay within the topics'
+// max.message.bytes, or the broker refuses whole batches. So the producer's
+// cap is max_message_bytes, and batch_size, accepted for compatibility with
+// Java-style configurations (the seed's batch_size: 100 included), may be at
+// most max_message_bytes and never makes the producer refuse a record that
+// max_message_bytes allows. With linger 0 a batch is whatever accumulated
+// while the previous request to the broker was in flight.
+//
+// # Delivery
+//
+// Subscriptions are consumer groups. A message is delivered at least once:
+// offsets are committed only up to the first delivery not yet acknowledged
+// (the contiguous acknowledged prefix of each partition), so after a member
+// closes or fails, its successor receives every message from that first
+// unacknowledged one on, including any acknowledged after it. A member losing
+// partitions in a rebalance waits up to revoke_timeout for their deliveries to
+// be acknowledged and commits before letting the rebalance go on.
+//
+// An inbox reads every partition of its topic directly, without a group, from
+// the end offsets it found when it was opened: it sees every message
+// published after Inbox returned, and several inboxes with one name each see
+// them all.
+package kafka

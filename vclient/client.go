@@ -1,0 +1,371 @@
+package vclient
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeromicro/go-zero/core/logx"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vrpcpb"
+)
+
+// Client publishes calls to the bus and routes each reply back to the call
+// that is waiting for it. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	bus     rpcbus.Bus
+	ownsBus bool
+	inbox   rpcbus.Inbox
+	// idPrefix makes request ids unique across client instances, including
+	// instances that share a client id and so read the same reply address.
+	idPrefix string
+	seq      atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]chan *vrpcpb.Response
+	closed  bool
+	calls   sync.WaitGroup // calls between admission and return
+
+	loopbackOnce sync.Once
+	loopback     *loopback
+	loopbackErr  error
+}
+
+// Response is the outcome of a call. When the call fails with the target's
+// status, the returned Response still carries its header and trailer.
+type Response struct {
+	// Payload is the reply message as the target encoded it.
+	Payload []byte
+	// Header and Trailer are the target's response metadata.
+	Header  metadata.MD
+	Trailer metadata.MD
+}
+
+// Option configures New.
+type Option interface{ apply(*options) }
+
+type options struct {
+	bus rpcbus.Bus
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// WithBus makes the client use bus instead of building one from
+// cfg.RpcBus. The client does not close it.
+func WithBus(bus rpcbus.Bus) Option {
+	return optionFunc(func(o *options) { o.bus = bus })
+}
+
+// New opens the bus and the client's reply inbox; once it returns, replies
+// to every request the client publishes are certain to reach it.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	c := &Client{
+		cfg:      cfg,
+		bus:      o.bus,
+		idPrefix: cfg.ClientID + "-" + randomHex(6) + "-",
+		pending:  make(map[uint64]chan *vrpcpb.Response),
+	}
+	if c.bus == nil {
+		bus, err := rpcbus.New(cfg.RpcBus)
+		if err != nil {
+			return nil, err
+		}
+		c.bus, c.ownsBus = bus, true
+	}
+	inboxer, ok := c.bus.(rpcbus.Inboxer)
+	if !ok {
+		c.closeBus()
+		return nil, fmt.Errorf("rpc_bus.type %q cannot host a reply address (it does not implement rpcbus.Inboxer)", cfg.RpcBus.Type)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout.Connect)
+	defer cancel()
+	inbox, err := inboxer.Inbox(ctx, cfg.Topics.Response+"."+cfg.ClientID, c.onReply)
+	if err != nil {
+		c.closeBus()
+		return nil, fmt.Errorf("vclient: open reply address %s.%s on %s bus %v (timeout.connect %v): %w",
+			cfg.Topics.Response, cfg.ClientID, cfg.RpcBus.Type, cfg.RpcBus.Brokers, cfg.Timeout.Connect, err)
+	}
+	c.inbox = inbox
+	return c, nil
+}
+
+// Config returns the client's configuration with defaults applied.
+func (c *Client) Config() Config { return c.cfg }
+
+// ReplyAddress is where servers publish this client's replies.
+func (c *Client) ReplyAddress() string { return c.inbox.Address() }
+
+// Call sends payload, the protobuf encoding of the request message, to
+// method of target and waits for the reply. method is a full gRPC method
+// ("/demo.Demo/Ping" or "demo.Demo/Ping") or a short name ("Ping") that the
+// server resolves through the target's reflection service. md becomes the
+// call's incoming metadata at the target.
+//
+// The error is a gRPC status error: the target's own status, or one of
+// DEADLINE_EXCEEDED, CANCELED, UNAVAILABLE (bus unreachable),
+// UNIMPLEMENTED (no server serves target) and RESOURCE_EXHAUSTED (payload
+// over max_message_bytes) from vRPC itself.
+func (c *Client) Call(ctx context.Context, target, method string, payload []byte, md map[string]string) (*Response, error) {
+	if looksLikeJSON(payload) {
+		return nil, status.Errorf(codes.InvalidArgument,
+			"vrpc: the payload for %s %s is JSON; JSON calls are not supported yet, pass the request message's protobuf encoding (proto.Marshal)", target, method)
+	}
+	var outgoing metadata.MD
+	if len(md) > 0 {
+		outgoing = metadata.New(md)
+	}
+	return c.Invoke(ctx, target, method, payload, outgoing)
+}
+
+// Invoke is Call with gRPC metadata: the common path of every way into the
+// client.
+func (c *Client) Invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD) (*Response, error) {
+	if !rpcbus.ValidName(target) {
+		return nil, status.Errorf(codes.InvalidArgument, "vrpc: target %q is not a valid target name", target)
+	}
+	if method == "" {
+		return nil, status.Error(codes.InvalidArgument, "vrpc: empty method name")
+	}
+	if strings.Contains(method, "/") && method[0] != '/' {
+		method = "/" + method
+	}
+	if len(payload) > c.cfg.MaxMessageBytes {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"vrpc: trying to send message larger than max (%d vs. %d); raise max_message_bytes in the client and the server", len(payload), c.cfg.MaxMessageBytes)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		var cancel context.CancelFunc
+		deadline = time.Now().Add(c.cfg.Timeout.Request)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+
+	seq, ch, err := c.admit()
+	if err != nil {
+		return nil, err
+	}
+	defer c.calls.Done()
+
+	req := &vrpcpb.Request{
+		Id:               c.idPrefix + strconv.FormatUint(seq, 36),
+		ClientId:         c.cfg.ClientID,
+		ReplyTo:          c.inbox.Address(),
+		Target:           target,
+		Method:           method,
+		Payload:          payload,
+		Metadata:         codec.MetadataToWire(md),
+		DeadlineUnixNano: deadline.UnixNano(),
+		SentUnixNano:     time.Now().UnixNano(),
+	}
+	if err := c.publish(ctx, req); err != nil {
+		c.forget(seq)
+		return nil, err
+	}
+	select {
+	case resp := <-ch:
+		if c.cfg.Debug {
+			logx.Infof("vrpc: call %s %s %s: %s", req.Id, target, method, codes.Code(resp.GetStatus().GetCode()))
+		}
+		return result(resp)
+	case <-ctx.Done():
+		c.forget(seq)
+		err := status.FromContextError(ctx.Err()).Err()
+		if c.cfg.Debug {
+			logx.Infof("vrpc: call %s %s %s: %v", req.Id, target, method, err)
+		}
+		return nil, err
+	}
+}
+
+// admit registers a pending call, bounded by max_pending.
+func (c *Client) admit() (uint64, chan *vrpcpb.Response, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, nil, status.Error(codes.Unavailable, "vrpc: client is closed")
+	}
+	if len(c.pending) >= c.cfg.MaxPending {
+		return 0, nil, status.Errorf(codes.ResourceExhausted,
+			"vrpc: %d calls already wait for a reply (max_pending); raise it or slow down", len(c.pending))
+	}
+	seq := c.seq.Add(1)
+	ch := make(chan *vrpcpb.Response, 1)
+	c.pending[seq] = ch
+	c.calls.Add(1)
+	return seq, ch, nil
+}
+
+func (c *Client) forget(seq uint64) {
+	c.mu.Lock()
+	delete(c.pending, seq)
+	c.mu.Unlock()
+}
+
+// publish sends req, retrying failures of the bus (retry.count times,
+// backing off from retry.interval) but never past the call's deadline.
+// The same request id is published each time, so a server that got an
+// earlier attempt can recognise the repeat.
+func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
+	body, err := codec.EncodeRequest(req)
+	if err != nil {
+		return status.Errorf(codes.Internal, "vrpc: encode request: %v", err)
+	}
+	topic := c.cfg.Topics.Request + "." + req.Target
+	msg := &rpcbus.Message{Value: body}
+	for attempt := 0; ; attempt++ {
+		err := c.bus.Publish(ctx, topic, msg)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, rpcbus.ErrUnknownTopic):
+			return status.Errorf(codes.Unimplemented,
+				"vrpc: unknown target %q: no vRPC server serves it (topic %s does not exist on the bus)", req.Target, topic)
+		case errors.Is(err, rpcbus.ErrMessageTooLarge):
+			return status.Errorf(codes.ResourceExhausted, "vrpc: the bus refused the request for its size (%d bytes): %v", len(body), err)
+		case ctx.Err() != nil:
+			return status.FromContextError(ctx.Err()).Err()
+		case errors.Is(err, rpcbus.ErrClosed) || attempt >= c.cfg.Retry.Count:
+			return status.Errorf(codes.Unavailable, "vrpc: publish to %s failed after %d attempt(s): %v", topic, attempt+1, err)
+		}
+		backoff := c.cfg.Retry.Interval << min(attempt, 6)
+		backoff = backoff/2 + rand.N(backoff/2+1) // jitter
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// onReply is the inbox handler: it hands each reply to the call waiting
+// for it and drops the rest (replies for a sibling instance with the same
+// client id, or for calls that have given up).
+func (c *Client) onReply(m *rpcbus.Message) {
+	resp, err := codec.DecodeResponse(m.Value)
+	if err != nil {
+		logx.Errorf("vrpc: dropping undecodable reply on %s: %v", m.Topic, err)
+		return
+	}
+	rest, ok := strings.CutPrefix(resp.Id, c.idPrefix)
+	if !ok {
+		return
+	}
+	seq, err := strconv.ParseUint(rest, 36, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	ch := c.pending[seq]
+	delete(c.pending, seq)
+	c.mu.Unlock()
+	if ch != nil {
+		ch <- resp // buffered: never blocks
+	}
+}
+
+func result(r *vrpcpb.Response) (*Response, error) {
+	out := &Response{
+		Payload: r.Payload,
+		Header:  codec.MetadataFromWire(r.Header),
+		Trailer: codec.MetadataFromWire(r.Trailer),
+	}
+	if s := r.GetStatus(); s != nil && s.Code != int32(codes.OK) {
+		return out, status.ErrorProto(s)
+	}
+	return out, nil
+}
+
+// Close stops taking calls, gives the calls in flight up to
+// timeout.connect to get their replies, fails the rest with UNAVAILABLE,
+// and closes the reply address, the loopback endpoint and the bus (if the
+// client opened it).
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+
+	drained := make(chan struct{})
+	go func() { c.calls.Wait(); close(drained) }()
+	t := time.NewTimer(c.cfg.Timeout.Connect)
+	select {
+	case <-drained:
+		t.Stop()
+	case <-t.C:
+		c.mu.Lock()
+		for seq, ch := range c.pending {
+			delete(c.pending, seq)
+			ch <- &vrpcpb.Response{Status: status.New(codes.Unavailable, "vrpc: client closed before the reply arrived").Proto()}
+		}
+		c.mu.Unlock()
+		<-drained
+	}
+	c.mu.Lock()
+	lb := c.loopback
+	c.mu.Unlock()
+	if lb != nil {
+		lb.stop()
+	}
+	err := c.inbox.Close()
+	return errors.Join(err, c.closeBus())
+}
+
+func (c *Client) closeBus() error {
+	if c.ownsBus {
+		return c.bus.Close()
+	}
+	return nil
+}
+
+func looksLikeJSON(b []byte) bool {
+	for _, ch := range b {
+		switch ch {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return json.Valid(b)
+		}
+		return false
+	}
+	return false
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
+}

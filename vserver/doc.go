@@ -1,0 +1,13 @@
+// Package vserver is the serving side of vRPC: it consumes the request
+// topics of its targets from the bus, forwards each request's raw bytes to
+// the target over gRPC, and publishes the reply to the address the request
+// carries.
+//
+// Servers with the same name share the requests of a target through a
+// consumer group. A request is acknowledged on the bus only after its reply
+// has been published, so a server that dies mid-call leaves the request to
+// another member of the group.
+//
+// Plugins wrap every forwarded call (Middleware, RegisterPlugin) in the
+// order the configuration lists them.
+package vserver

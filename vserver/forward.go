@@ -1,0 +1,191 @@
+package vserver
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/zeromicro/go-zero/core/logx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vrpcpb"
+)
+
+// DeadLetterSuffix is appended to a request topic to name the topic that
+// holds the messages the server could not read.
+const DeadLetterSuffix = ".dlq"
+
+// DeadLetterReasonHeader is the header of a dead letter that says why it
+// was set aside.
+const DeadLetterReasonHeader = "vrpc-dlq-reason"
+
+// onDelivery runs on the subscription's goroutine: it only hands the
+// delivery to a goroutine of its own. The bus bounds how many are
+// unacknowledged at once (max_in_flight).
+func (s *Server) onDelivery(d *rpcbus.Delivery) {
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		defer d.Ack() // only once the reply is published (or given up on)
+		s.serve(d)
+	}()
+}
+
+func (s *Server) serve(d *rpcbus.Delivery) {
+	received := time.Now()
+	req, err := codec.DecodeRequest(d.Value)
+	if err != nil {
+		s.deadLetter(d, err)
+		if req != nil && req.Id != "" && req.ReplyTo != "" {
+			s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument, "vrpc: server %s cannot read the request: %v", s.cfg.Name, err)}, received)
+		}
+		return
+	}
+	var deadline time.Time
+	if req.DeadlineUnixNano != 0 {
+		deadline = time.Unix(0, req.DeadlineUnixNano)
+		if !received.Before(deadline) {
+			// The caller has already got DEADLINE_EXCEEDED: do not run it.
+			s.expired.Add(1)
+			return
+		}
+	}
+	tgt := s.targets[req.Target]
+	if tgt == nil {
+		s.reply(req, &Result{Status: status.Newf(codes.Unimplemented,
+			"vrpc: server %s has no target %q", s.cfg.Name, req.Target)}, received)
+		return
+	}
+	if req.Encoding != vrpcpb.Encoding_ENCODING_PROTO {
+		s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument,
+			"vrpc: payload encoding %s is not supported yet; send the protobuf encoding", req.Encoding)}, received)
+		return
+	}
+	callDeadline := received.Add(tgt.timeout)
+	if !deadline.IsZero() && deadline.Before(callDeadline) {
+		callDeadline = deadline
+	}
+	ctx, cancel := context.WithDeadline(s.calls, callDeadline)
+	defer cancel()
+	call := &Call{
+		ID:         req.Id,
+		ClientID:   req.ClientId,
+		Target:     req.Target,
+		Method:     req.Method,
+		Payload:    req.Payload,
+		Metadata:   codec.MetadataFromWire(req.Metadata),
+		Deadline:   deadline,
+		SentAt:     time.Unix(0, req.SentUnixNano),
+		ReceivedAt: received,
+	}
+	s.reply(req, s.handler(ctx, call), received)
+}
+
+// forward is the innermost handler: the gRPC call to the target, with the
+// request's bytes as they came and the reply's as they go.
+func (s *Server) forward(ctx context.Context, call *Call) *Result {
+	tgt := s.targets[call.Target]
+	method, st := tgt.resolve(ctx, call.Method)
+	if st != nil {
+		return &Result{Status: st}
+	}
+	call.Method = method
+	if len(call.Metadata) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, call.Metadata)
+	}
+	in := codec.Frame(call.Payload)
+	var out codec.Frame
+	res := &Result{}
+	start := time.Now()
+	err := tgt.conn.Invoke(ctx, method, &in, &out,
+		grpc.ForceCodecV2(codec.Raw{}), grpc.Header(&res.Header), grpc.Trailer(&res.Trailer))
+	res.TargetTime = time.Since(start)
+	if err != nil {
+		res.Status = status.Convert(err)
+		if errors.Is(ctx.Err(), context.Canceled) && s.calls.Err() != nil {
+			res.Status = status.Newf(codes.Unavailable, "vrpc: server %s stopped before %s returned", s.cfg.Name, call.Target)
+		}
+		return res
+	}
+	res.Payload = out
+	return res
+}
+
+// reply publishes the result to the request's reply address. Failures of
+// the bus are retried until the caller's deadline; a reply address that no
+// longer exists (the client has gone) is given up at once.
+func (s *Server) reply(req *vrpcpb.Request, res *Result, received time.Time) {
+	resp := &vrpcpb.Response{
+		Id:               req.Id,
+		Payload:          res.Payload,
+		Header:           codec.MetadataToWire(res.Header),
+		Trailer:          codec.MetadataToWire(res.Trailer),
+		ReceivedUnixNano: received.UnixNano(),
+		TargetNanos:      int64(res.TargetTime),
+	}
+	if res.Status != nil && res.Status.Code() != codes.OK {
+		resp.Status = res.Status.Proto()
+		resp.Payload = nil
+	}
+	body, err := codec.EncodeResponse(resp)
+	if err != nil {
+		logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	if req.DeadlineUnixNano != 0 {
+		if d := time.Unix(0, req.DeadlineUnixNano); d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	msg := &rpcbus.Message{Value: body}
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		err := s.bus.Publish(ctx, req.ReplyTo, msg)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, rpcbus.ErrUnknownTopic) || errors.Is(err, rpcbus.ErrClosed) || errors.Is(err, rpcbus.ErrMessageTooLarge) {
+			logx.Errorf("vrpc server %s: reply to %s at %s dropped: %v", s.cfg.Name, req.Id, req.ReplyTo, err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			logx.Errorf("vrpc server %s: reply to %s at %s not published before the caller's deadline: %v", s.cfg.Name, req.Id, req.ReplyTo, err)
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// deadLetter sets aside a message the server cannot read, on the request
+// topic's dead-letter topic, with the reason in a header.
+func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) {
+	s.deadLetters.Add(1)
+	topic := d.Topic + DeadLetterSuffix
+	logx.Errorf("vrpc server %s: setting aside a message from %s on %s: %v", s.cfg.Name, d.Topic, topic, reason)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
+		if err := tc.CreateTopics(ctx, topic); err != nil {
+			logx.Errorf("vrpc server %s: create dead-letter topic %s: %v", s.cfg.Name, topic, err)
+			return
+		}
+	}
+	headers := map[string]string{DeadLetterReasonHeader: reason.Error(), "vrpc-dlq-topic": d.Topic}
+	for k, v := range d.Headers {
+		if !strings.HasPrefix(k, "vrpc-dlq-") {
+			headers[k] = v
+		}
+	}
+	if err := s.bus.Publish(ctx, topic, &rpcbus.Message{Key: d.Key, Value: d.Value, Headers: headers}); err != nil {
+		logx.Errorf("vrpc server %s: dead-letter to %s: %v", s.cfg.Name, topic, err)
+	}
+}

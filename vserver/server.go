@@ -1,0 +1,341 @@
+package vserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeromicro/go-zero/core/logx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+// Server forwards the requests of its targets from the bus to the targets.
+type Server struct {
+	cfg     vrpc.Config
+	bus     rpcbus.Bus
+	ownsBus bool
+	targets map[string]*target
+	handler Handler
+
+	// inflight counts deliveries being served; calls is the context they
+	// run under, cancelled only when draining runs out of time.
+	inflight    sync.WaitGroup
+	calls       context.Context
+	cancelCalls context.CancelFunc
+	expired     atomic.Uint64
+	deadLetters atomic.Uint64
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	sub     rpcbus.Subscription
+	admin   *http.Server
+	adminLn net.Listener
+	rpc     *grpc.Server
+	rpcLn   net.Listener
+	health  *health.Server
+	ready   chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+// Option configures NewServer.
+type Option interface{ apply(*Server) }
+
+type optionFunc func(*Server)
+
+func (f optionFunc) apply(s *Server) { f(s) }
+
+// WithBus makes the server use bus instead of building one from
+// cfg.RpcBus. The server does not close it.
+func WithBus(bus rpcbus.Bus) Option {
+	return optionFunc(func(s *Server) { s.bus = bus })
+}
+
+// NewServer checks cfg, builds the plugin chain, opens the bus and creates
+// (but does not yet dial) a gRPC conn per target.
+func NewServer(cfg *vrpc.Config, opts ...Option) (*Server, error) {
+	c := *cfg
+	c.Targets = make(map[string]vrpc.Target, len(cfg.Targets))
+	for k, v := range cfg.Targets {
+		c.Targets[k] = v
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     c,
+		targets: make(map[string]*target, len(c.Targets)),
+		ready:   make(chan struct{}),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.calls, s.cancelCalls = context.WithCancel(context.Background())
+	for _, o := range opts {
+		o.apply(s)
+	}
+	h, err := chain(c.Plugins, s.forward)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = h
+	for name, t := range c.Targets {
+		tgt, err := newTarget(name, t, c.MaxMessageSize)
+		if err != nil {
+			s.closeTargets()
+			return nil, err
+		}
+		s.targets[name] = tgt
+	}
+	if s.bus == nil {
+		bus, err := rpcbus.New(c.RpcBus)
+		if err != nil {
+			s.closeTargets()
+			return nil, err
+		}
+		s.bus, s.ownsBus = bus, true
+	}
+	return s, nil
+}
+
+// Topics returns the request topics the server consumes, one per target.
+func (s *Server) Topics() []string {
+	topics := make([]string, 0, len(s.targets))
+	for name := range s.targets {
+		topics = append(topics, s.cfg.Topics.Request+"."+name)
+	}
+	sort.Strings(topics)
+	return topics
+}
+
+// Ready is closed once the server consumes its request topics.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// AdminAddr is the admin HTTP address, once Ready; "" when disabled.
+func (s *Server) AdminAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// RPCAddr is the gRPC (health) listener's address, once Ready; "" when
+// rpc_server_conf.listen_on is not set.
+func (s *Server) RPCAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rpcLn == nil {
+		return ""
+	}
+	return s.rpcLn.Addr().String()
+}
+
+// Start creates the request topics, joins the consumer group, opens the
+// admin and gRPC listeners and serves until Stop. It returns nil after a
+// Stop, or the error that kept it from starting.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	switch {
+	case s.stopped:
+		s.mu.Unlock()
+		return ErrStopped
+	case s.started:
+		s.mu.Unlock()
+		return ErrStarted
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	if err := s.start(); err != nil {
+		s.shutdown()
+		close(s.done)
+		return err
+	}
+	close(s.ready)
+	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, s.cfg.RpcBus.Brokers)
+	<-s.quit
+	s.shutdown()
+	close(s.done)
+	return nil
+}
+
+func (s *Server) start() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	topics := s.Topics()
+	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
+		if err := tc.CreateTopics(ctx, topics...); err != nil {
+			return fmt.Errorf("vserver: create request topics %v: %w", topics, err)
+		}
+	}
+	if err := s.listen(); err != nil {
+		return err
+	}
+	sub, err := s.bus.Subscribe(ctx, rpcbus.SubscribeOptions{
+		Topics:      topics,
+		Group:       s.cfg.Name,
+		MaxInFlight: s.cfg.MaxInFlight,
+	}, s.onDelivery)
+	if err != nil {
+		return fmt.Errorf("vserver: consume %v as group %s: %w", topics, s.cfg.Name, err)
+	}
+	s.mu.Lock()
+	s.sub = sub
+	s.mu.Unlock()
+	if s.health != nil {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	}
+	return nil
+}
+
+// listen opens the admin HTTP endpoint and the gRPC health endpoint.
+func (s *Server) listen() error {
+	if s.cfg.Port >= 0 {
+		addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("vserver: admin endpoint host:port %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", s.serveReady)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.mu.Lock()
+		s.admin, s.adminLn = srv, ln
+		s.mu.Unlock()
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			_ = srv.Serve(ln)
+		}()
+	}
+	if addr := s.cfg.RpcServerConf.ListenOn; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("vserver: rpc_server_conf.listen_on %s: %w", addr, err)
+		}
+		hs := health.NewServer()
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		srv := grpc.NewServer()
+		healthpb.RegisterHealthServer(srv, hs)
+		s.mu.Lock()
+		s.rpc, s.rpcLn, s.health = srv, ln, hs
+		s.mu.Unlock()
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			_ = srv.Serve(ln)
+		}()
+	}
+	return nil
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-s.ready:
+	default:
+		http.Error(w, "not consuming yet\n", http.StatusServiceUnavailable)
+		return
+	}
+	select {
+	case <-s.quit:
+		http.Error(w, "stopping\n", http.StatusServiceUnavailable)
+	default:
+		_, _ = w.Write([]byte("ok\n"))
+	}
+}
+
+// Stop stops consuming, lets the calls in flight finish and publish their
+// replies (for up to drain_timeout, after which they are cancelled and
+// their callers get CANCELED... or their own deadline), acknowledges them,
+// leaves the group and closes the listeners, the target conns and the bus.
+// It returns once all of that is done; Start then returns nil.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		<-s.done
+		return
+	}
+	s.stopped = true
+	started := s.started
+	s.mu.Unlock()
+	close(s.quit)
+	if !started {
+		s.shutdown()
+		close(s.done)
+		return
+	}
+	<-s.done
+}
+
+func (s *Server) shutdown() {
+	if s.health != nil {
+		s.health.Shutdown()
+	}
+	s.mu.Lock()
+	sub := s.sub
+	s.mu.Unlock()
+	if sub != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+		timer := time.AfterFunc(s.cfg.DrainTimeout, s.cancelCalls)
+		if err := sub.Close(ctx); err != nil {
+			logx.Errorf("vrpc server %s: closing the subscription: %v", s.cfg.Name, err)
+		}
+		timer.Stop()
+		cancel()
+	}
+	s.cancelCalls()
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+	if s.rpc != nil {
+		s.rpc.Stop()
+	}
+	s.inflight.Wait()
+	s.closeTargets()
+	if s.ownsBus {
+		if err := s.bus.Close(); err != nil {
+			logx.Errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
+		}
+	}
+}
+
+func (s *Server) closeTargets() {
+	var errs []error
+	for _, t := range s.targets {
+		errs = append(errs, t.conn.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		logx.Errorf("vrpc server %s: closing target conns: %v", s.cfg.Name, err)
+	}
+}
+
+// Stats are counters of what the server did not forward.
+type Stats struct {
+	// Expired counts requests dropped because their deadline had passed
+	// when the server took them off the bus.
+	Expired uint64
+	// DeadLetters counts messages set aside because they could not be read.
+	DeadLetters uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{Expired: s.expired.Load(), DeadLetters: s.deadLetters.Load()}
+}
