@@ -249,10 +249,10 @@ func (b *Bus) Close() error {
 	}
 	br.mu.Unlock()
 
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
+	expired, cancel := context.WithCancel(context.Background())
+	cancel() // give unacknowledged deliveries back at once
 	for _, s := range subs {
-		_ = s.shutdown(done) // the only error says deliveries went back to the group
+		_ = s.shutdown(expired) // its only error says deliveries went back to the group
 	}
 	for _, ib := range inboxes {
 		close(ib.stop)
@@ -265,6 +265,7 @@ func (b *Bus) Close() error {
 // Inbox creates a private address, name followed by a dot and a random
 // suffix, whose messages are handed to h one at a time, in publish order,
 // from the inbox's own goroutine. It is registered before Inbox returns.
+// An empty name is taken as "inbox".
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
 	if h == nil {
 		return nil, fmt.Errorf("memory: inbox %q: nil handler", name)

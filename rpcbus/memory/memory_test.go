@@ -50,7 +50,11 @@ func subscribe(t *testing.T, b rpcbus.Bus, opts rpcbus.SubscribeOptions, h rpcbu
 		t.Fatalf("Subscribe(%+v): %v", opts, err)
 	}
 	t.Cleanup(func() {
-		if err := s.Close(context.Background()); err != nil && !errors.Is(err, rpcbus.ErrClosed) {
+		// Bounded so that a delivery a test forgot to ack fails the test
+		// instead of hanging it.
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		if err := s.Close(ctx); err != nil && !errors.Is(err, rpcbus.ErrClosed) {
 			t.Errorf("Subscription.Close: %v", err)
 		}
 	})
@@ -371,14 +375,18 @@ func TestMaxInFlight(t *testing.T) {
 	publish(t, b, "req", "m5", "m6")
 	note("ack")
 	first[0].Ack()
-	if d := recv(t, held); string(d.Value) != "m5" {
-		t.Errorf("after one ack got %q, want m5", d.Value)
+	d5 := recv(t, held)
+	if string(d5.Value) != "m5" {
+		t.Errorf("after one ack got %q, want m5", d5.Value)
 	}
 	note("ack")
 	first[1].Ack()
-	if d := recv(t, held); string(d.Value) != "m6" {
-		t.Errorf("after the second ack got %q, want m6", d.Value)
+	d6 := recv(t, held)
+	if string(d6.Value) != "m6" {
+		t.Errorf("after the second ack got %q, want m6", d6.Value)
 	}
+	d5.Ack()
+	d6.Ack()
 	mu.Lock()
 	defer mu.Unlock()
 	if want := []string{"m0", "m1", "ack", "m5", "ack", "m6"}; !slices.Equal(events, want) {
@@ -515,7 +523,8 @@ func TestMaxMessageBytes(t *testing.T) {
 		{"value at the limit", rpcbus.Message{Value: make([]byte, 10)}, true},
 		{"value over", rpcbus.Message{Value: make([]byte, 11)}, false},
 		{"key and value over", rpcbus.Message{Key: []byte("k"), Value: make([]byte, 10)}, false},
-		{"headers over", rpcbus.Message{Value: make([]byte, 8), Headers: map[string]string{"h": "v"}}, false},
+		{"headers at the limit", rpcbus.Message{Value: make([]byte, 8), Headers: map[string]string{"h": "v"}}, true},
+		{"headers over", rpcbus.Message{Value: make([]byte, 9), Headers: map[string]string{"h": "v"}}, false},
 	} {
 		err := b.Publish(t.Context(), "req", &tc.msg)
 		if tc.ok && err != nil {
