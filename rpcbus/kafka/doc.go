@@ -25,7 +25,9 @@
 //	heartbeat_interval  of group members; default 3s
 //	revoke_timeout      how long a member losing partitions waits for their
 //	                    deliveries to be acknowledged; default 10s
-//	fetch_max_wait      how long a fetch waits for records; default 5s
+//	fetch_max_wait      how long a fetch waits for records; default 5s (a
+//	                    fetch returns as soon as a record arrives, so a
+//	                    shorter wait adds idle fetches, not speed)
 //
 // and embedded also data_dir, a directory in which the broker keeps its data
 // across restarts (default: memory only).
@@ -51,7 +53,14 @@
 // closes or fails, its successor receives every message from that first
 // unacknowledged one on, including any acknowledged after it. A member losing
 // partitions in a rebalance waits up to revoke_timeout for their deliveries to
-// be acknowledged and commits before letting the rebalance go on.
+// be acknowledged and commits before letting the rebalance go on. Groups
+// rebalance cooperatively: a new member gets its partitions within about two
+// heartbeat_intervals.
+//
+// A message without a key goes to a new partition with each new batch, which
+// spreads requests over the members of a group (franz-go's default would
+// send 64 KiB of them to one partition first); a keyed one goes by the hash of
+// its key, as with Kafka's own clients.
 //
 // An inbox reads every partition of its topic directly, without a group, from
 // the end offsets it found when it was opened: it sees every message

@@ -1,0 +1,339 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+func init() {
+	rpcbus.Register("kafka", func(cfg rpcbus.Config) (rpcbus.Bus, error) {
+		b, err := New(cfg)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return b, nil
+	})
+	rpcbus.Register("embedded", func(cfg rpcbus.Config) (rpcbus.Bus, error) {
+		b, err := NewEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+}
+
+const (
+	// maxKnownTopics bounds the cache of topics seen to exist. A server
+	// replies to one inbox per client instance, so over a long life it may
+	// see any number of them; past the bound the cache starts over.
+	maxKnownTopics = 10000
+	// flushTimeout bounds how long Close waits for accepted records.
+	flushTimeout = 5 * time.Second
+	// closeTimeout bounds the commit and group leave of subscriptions
+	// that Bus.Close closes, and of a Subscription.Close whose context
+	// has already ended.
+	closeTimeout = 5 * time.Second
+)
+
+// Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer and
+// rpcbus.TopicCreator. All its methods are safe for concurrent use.
+type Bus struct {
+	o       options
+	brokers []string
+	prod    *kgo.Client // the one producer, shared by every Publish
+	adm     *kadm.Client
+
+	known  sync.Map // topic name → struct{}: topics seen to exist
+	knownN atomic.Int64
+
+	closed  atomic.Bool
+	mu      sync.Mutex
+	open    map[closer]struct{} // subscriptions and inboxes not yet closed
+	release func()              // frees the embedded broker, if any
+}
+
+// closer is a subscription or inbox that Bus.Close closes if its owner did
+// not.
+type closer interface{ closeNow() }
+
+var _ interface {
+	rpcbus.Bus
+	rpcbus.Inboxer
+	rpcbus.TopicCreator
+} = (*Bus)(nil)
+
+// New returns a bus of type kafka: a client of the brokers in cfg.Brokers
+// (default 127.0.0.1:9092) configured by cfg.Settings, described in the
+// package documentation. It does not connect until first used.
+func New(cfg rpcbus.Config) (*Bus, error) {
+	o, err := decodeOptions(cfg.Settings, nil)
+	if err != nil {
+		return nil, err
+	}
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		brokers = []string{defaultBroker}
+	}
+	return newBus(o, brokers, nil)
+}
+
+func newBus(o options, brokers []string, release func()) (*Bus, error) {
+	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", brokers, err)
+	}
+	return &Bus{
+		o:       o,
+		brokers: slices.Clone(brokers),
+		prod:    prod,
+		adm:     kadm.NewClient(prod),
+		open:    make(map[closer]struct{}),
+		release: release,
+	}, nil
+}
+
+// Brokers returns the addresses the bus connects to. For an embedded bus
+// asked to listen on port 0, it is the address actually bound.
+func (b *Bus) Brokers() []string { return slices.Clone(b.brokers) }
+
+// call is one Publish waiting for its record. Calls are pooled so that a
+// Publish allocates nothing in the steady state: the promise is bound once.
+type call struct {
+	rec     kgo.Record
+	done    chan error
+	promise func(*kgo.Record, error)
+}
+
+var callPool = sync.Pool{New: func() any {
+	c := &call{done: make(chan error, 1)}
+	c.promise = func(_ *kgo.Record, err error) { c.done <- err }
+	return c
+}}
+
+// Publish sends msg to topic and waits until the brokers have acknowledged
+// it per the acks setting, or ctx is done. A topic not seen before is
+// looked up first: if it does not exist the error wraps
+// rpcbus.ErrUnknownTopic at once. A record larger than max_message_bytes
+// gives an error wrapping rpcbus.ErrMessageTooLarge.
+//
+// If ctx ends first, the record may still be sent, and msg's byte slices
+// must not be modified until then.
+func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
+	if b.closed.Load() {
+		return rpcbus.ErrClosed
+	}
+	if _, ok := b.known.Load(topic); !ok {
+		if err := b.lookUp(ctx, topic); err != nil {
+			return err
+		}
+	}
+	c := callPool.Get().(*call)
+	r := &c.rec
+	r.Topic, r.Key, r.Value = topic, msg.Key, msg.Value
+	for k, v := range msg.Headers {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	b.prod.Produce(ctx, r, c.promise)
+	select {
+	case err := <-c.done:
+		clear(r.Headers)
+		*r = kgo.Record{Headers: r.Headers[:0]}
+		callPool.Put(c)
+		if err != nil {
+			return b.publishError(topic, len(msg.Key)+len(msg.Value), err)
+		}
+		return nil
+	case <-ctx.Done():
+		// The promise still owns c: leave it to the garbage collector.
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, ctx.Err())
+	}
+}
+
+func (b *Bus) publishError(topic string, size int, err error) error {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return fmt.Errorf("kafka: publish %d bytes to topic %q: %w (max_message_bytes is %d): %w",
+			size, topic, rpcbus.ErrMessageTooLarge, b.o.MaxMessageBytes, err)
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		b.known.Delete(topic) // deleted since we looked
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, rpcbus.ErrUnknownTopic)
+	case errors.Is(err, kgo.ErrClientClosed):
+		return rpcbus.ErrClosed
+	}
+	return fmt.Errorf("kafka: publish to topic %q: %w", topic, err)
+}
+
+// lookUp asks the brokers whether topic exists and remembers it if so. It
+// asks directly rather than through kadm, whose metadata cache would keep
+// answering "unknown" for a few seconds after the topic is created.
+func (b *Bus) lookUp(ctx context.Context, topic string) error {
+	missing, err := b.missingTopics(ctx, []string{topic})
+	switch {
+	case errors.Is(err, kgo.ErrClientClosed):
+		return rpcbus.ErrClosed
+	case err != nil:
+		return fmt.Errorf("kafka: publish to topic %q: looking it up: %w", topic, err)
+	case len(missing) > 0:
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, rpcbus.ErrUnknownTopic)
+	}
+	return nil
+}
+
+// missingTopics returns which of topics the brokers do not know, and
+// remembers the others.
+func (b *Bus) missingTopics(ctx context.Context, topics []string) ([]string, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = false
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, b.prod)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, t := range topics {
+		i := slices.IndexFunc(resp.Topics, func(rt kmsg.MetadataResponseTopic) bool {
+			return rt.Topic != nil && *rt.Topic == t
+		})
+		if i < 0 {
+			missing = append(missing, t)
+			continue
+		}
+		rt := resp.Topics[i]
+		switch err := kerr.ErrorForCode(rt.ErrorCode); {
+		case err == nil && len(rt.Partitions) > 0:
+			b.remember(t)
+		case err == nil, errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.LeaderNotAvailable):
+			missing = append(missing, t)
+		default:
+			return nil, fmt.Errorf("topic %q: %w", t, err)
+		}
+	}
+	return missing, nil
+}
+
+func (b *Bus) remember(topic string) {
+	if b.knownN.Add(1) > maxKnownTopics {
+		b.known.Clear()
+		b.knownN.Store(1)
+	}
+	b.known.Store(topic, struct{}{})
+}
+
+// CreateTopics creates those of topics that do not exist, with the
+// partitions, replication_factor and max_message_bytes settings, and
+// returns once the brokers list them all (or ctx is done). A topic that
+// exists already is left as it is.
+func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
+	if b.closed.Load() {
+		return rpcbus.ErrClosed
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	mmb := strconv.Itoa(b.o.MaxMessageBytes)
+	resps, err := b.adm.CreateTopics(ctx, int32(b.o.Partitions), int16(b.o.ReplicationFactor),
+		map[string]*string{"max.message.bytes": &mmb}, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: creating topics %q: %w", topics, err)
+	}
+	var errs []error
+	for _, t := range topics {
+		r, ok := resps[t]
+		if !ok {
+			errs = append(errs, fmt.Errorf("kafka: creating topic %q: no answer from the broker", t))
+		} else if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("kafka: creating topic %q: %w (%s)", t, r.Err, r.ErrMessage))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return b.waitListed(ctx, topics)
+}
+
+// waitListed waits until the brokers' metadata lists every topic: a new
+// topic takes a moment to reach every broker.
+func (b *Bus) waitListed(ctx context.Context, topics []string) error {
+	backoff := time.Millisecond
+	for {
+		missing, err := b.missingTopics(ctx, topics)
+		if err == nil && len(missing) == 0 {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("created but not yet listed by the brokers: %q", missing)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("kafka: creating topics %q: %w (%w)", topics, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// add registers c to be closed by Bus.Close; false if the bus is closed.
+func (b *Bus) add(c closer) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return false
+	}
+	b.open[c] = struct{}{}
+	return true
+}
+
+func (b *Bus) remove(c closer) {
+	b.mu.Lock()
+	delete(b.open, c)
+	b.mu.Unlock()
+}
+
+// Close closes the subscriptions and inboxes still open (without waiting
+// for unacknowledged deliveries), waits a few seconds for records already
+// accepted to be acknowledged, then closes the producer and, for an
+// embedded bus, releases the broker. Calling it again does nothing.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	open := make([]closer, 0, len(b.open))
+	for c := range b.open {
+		open = append(open, c)
+	}
+	b.open = nil
+	b.mu.Unlock()
+
+	for _, c := range open {
+		c.closeNow()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	_ = b.prod.Flush(ctx) // what is not flushed fails with ErrClosed
+	cancel()
+	b.prod.Close()
+	if b.release != nil {
+		b.release()
+	}
+	return nil
+}

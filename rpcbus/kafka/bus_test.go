@@ -1,0 +1,548 @@
+package kafka_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/kafka"
+)
+
+func closeSub(t testing.TB, s rpcbus.Subscription) {
+	t.Helper()
+	t.Cleanup(func() { _ = s.Close(ctxFor(t, 30*time.Second)) })
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic := name(t, "requests")
+	got := make(chan *rpcbus.Delivery, 1)
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")},
+		func(d *rpcbus.Delivery) { got <- d })
+	closeSub(t, s)
+
+	want := rpcbus.Message{
+		Key:     []byte("key-1"),
+		Value:   []byte("hello"),
+		Headers: map[string]string{"reply-to": "inbox-1", "x": ""},
+	}
+	publish(t, b, topic, &want)
+	select {
+	case d := <-got:
+		if d.Topic != topic || !bytes.Equal(d.Key, want.Key) || !bytes.Equal(d.Value, want.Value) ||
+			!maps.Equal(d.Headers, want.Headers) {
+			t.Errorf("got %+v, want %+v on topic %s", d.Message, want, topic)
+		}
+		d.Ack()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery")
+	}
+	if err := s.Close(ctxFor(t, 30*time.Second)); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := s.Close(ctxFor(t, time.Second)); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestPublishUnknownTopic(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic := name(t, "missing")
+	err := b.Publish(ctxFor(t, 30*time.Second), topic, &rpcbus.Message{Value: []byte("x")})
+	if !errors.Is(err, rpcbus.ErrUnknownTopic) {
+		t.Fatalf("Publish to a missing topic = %v, want ErrUnknownTopic", err)
+	}
+	// Not remembered as missing: once created, it works.
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("x")})
+	// Creating again is no error.
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatalf("creating an existing topic: %v", err)
+	}
+}
+
+func TestPublishTooLarge(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, map[string]any{"max_message_bytes": 64 << 10})
+	topic := name(t, "topic")
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Publish(ctxFor(t, 30*time.Second), topic, &rpcbus.Message{Value: make([]byte, 65<<10)})
+	if !errors.Is(err, rpcbus.ErrMessageTooLarge) {
+		t.Fatalf("Publish of 65 KiB with max_message_bytes 64 KiB = %v, want ErrMessageTooLarge", err)
+	}
+	publish(t, b, topic, &rpcbus.Message{Value: make([]byte, 60<<10)})
+}
+
+// TestLargePayload sends a 4 MiB gRPC payload, plus room for its envelope,
+// through a group subscription and an inbox with the default settings.
+func TestLargePayload(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	big := bytes.Repeat([]byte("0123456789abcdef"), (4<<20+512)/16)
+
+	topic := name(t, "requests")
+	got := make(chan []byte, 1)
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")},
+		func(d *rpcbus.Delivery) { got <- d.Value; d.Ack() })
+	closeSub(t, s)
+	publish(t, b, topic, &rpcbus.Message{Value: big})
+	if v := <-got; !bytes.Equal(v, big) {
+		t.Errorf("subscription got %d bytes, want the %d sent", len(v), len(big))
+	}
+
+	replies := make(chan []byte, 1)
+	ib, err := b.Inbox(ctxFor(t, 30*time.Second), name(t, "inbox"), func(m *rpcbus.Message) { replies <- m.Value })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.Close()
+	publish(t, b, ib.Address(), &rpcbus.Message{Value: big})
+	if v := <-replies; !bytes.Equal(v, big) {
+		t.Errorf("inbox got %d bytes, want the %d sent", len(v), len(big))
+	}
+}
+
+// TestGroupSplit runs two members of one group while messages flow, acking
+// each delivery a little later from another goroutine, so that the second
+// member's join revokes partitions with deliveries in flight. Every message
+// must be handled exactly once: the revoked member waits for its acks and
+// commits before the other takes over.
+func TestGroupSplit(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic, group := name(t, "requests"), name(t, "group")
+	opts := rpcbus.SubscribeOptions{Topics: []string{topic}, Group: group}
+	ackLater := func(c *collector) rpcbus.Handler {
+		return func(d *rpcbus.Delivery) {
+			c.add(d)
+			go func() { time.Sleep(time.Millisecond); d.Ack() }()
+		}
+	}
+	c1, c2 := newCollector(), newCollector()
+	s1 := subscribe(t, b, opts, ackLater(c1))
+	closeSub(t, s1)
+
+	var sent []string
+	send := func(n int) {
+		for range n {
+			v := strconv.Itoa(len(sent))
+			// Distinct keys spread the messages over the partitions.
+			publish(t, b, topic, &rpcbus.Message{Key: []byte("k" + v), Value: []byte(v)})
+			sent = append(sent, v)
+		}
+	}
+	send(50)
+	s2 := subscribe(t, b, opts, ackLater(c2))
+	closeSub(t, s2)
+	// Keep publishing until both members have had some.
+	eventually(t, "both members to receive messages", func() bool {
+		send(5)
+		time.Sleep(10 * time.Millisecond)
+		return c1.len() > 0 && c2.len() > 0
+	})
+	send(50)
+	eventually(t, "every message to be delivered", func() bool { return c1.len()+c2.len() >= len(sent) })
+
+	n1, n2 := c1.counts(), c2.counts()
+	for _, v := range sent {
+		if n := n1[v] + n2[v]; n != 1 {
+			t.Errorf("message %s delivered %d times (%d, %d), want once", v, n, n1[v], n2[v])
+		}
+	}
+	if got := c1.len() + c2.len(); got != len(sent) {
+		t.Errorf("%d deliveries for %d messages", got, len(sent))
+	}
+	t.Logf("%d messages: %d to the first member, %d to the second", len(sent), c1.len(), c2.len())
+}
+
+// TestOutOfOrderAcks acknowledges ten deliveries of one partition but the
+// fourth (#3), then closes. Only the contiguous acknowledged prefix is
+// committed, so the group's next member gets #3 and everything after it
+// (at least once), but not #0 to #2.
+func TestOutOfOrderAcks(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic, group := name(t, "requests"), name(t, "group")
+	opts := rpcbus.SubscribeOptions{Topics: []string{topic}, Group: group}
+	c := newCollector()
+	s := subscribe(t, b, opts, c.add)
+	for i := range 10 {
+		// One key: one partition, in order.
+		publish(t, b, topic, &rpcbus.Message{Key: []byte("k"), Value: []byte(strconv.Itoa(i))})
+	}
+	eventually(t, "10 deliveries", func() bool { return c.len() == 10 })
+	ds := c.deliveries()
+	// Out of order, from many goroutines, all but #3.
+	var wg sync.WaitGroup
+	for _, i := range []int{9, 0, 5, 2, 8, 1, 7, 4, 6} {
+		wg.Go(func() { ds[i].Ack() })
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); !errors.Is(err, kafka.ErrUnacknowledged) {
+		t.Errorf("Close with #3 unacknowledged = %v, want ErrUnacknowledged", err)
+	}
+	ds[3].Ack() // too late, and harmless
+
+	c2 := newCollector()
+	s2 := subscribe(t, b, opts, func(d *rpcbus.Delivery) { c2.add(d); d.Ack() })
+	closeSub(t, s2)
+	eventually(t, "redelivery of #3 to #9", func() bool { return c2.len() >= 7 })
+	var got []string
+	for _, d := range c2.deliveries() {
+		got = append(got, string(d.Value))
+	}
+	if want := []string{"3", "4", "5", "6", "7", "8", "9"}; !slices.Equal(got, want) {
+		t.Errorf("next member got %q, want %q", got, want)
+	}
+}
+
+// TestMaxInFlight leaves deliveries unacknowledged: the subscription stops
+// at MaxInFlight and resumes as they are acknowledged.
+func TestMaxInFlight(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic := name(t, "requests")
+	c := newCollector()
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group"), MaxInFlight: 5}, c.add)
+	closeSub(t, s)
+	for i := range 20 {
+		publish(t, b, topic, &rpcbus.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	eventually(t, "5 deliveries", func() bool { return c.len() >= 5 })
+	// Absence can only be checked over some time; a slow machine makes
+	// this check weaker, never flaky.
+	time.Sleep(200 * time.Millisecond)
+	if n := c.len(); n != 5 {
+		t.Fatalf("%d deliveries with MaxInFlight 5 and none acknowledged, want 5", n)
+	}
+	ds := c.deliveries()
+	ds[0].Ack()
+	ds[1].Ack()
+	eventually(t, "2 more deliveries", func() bool { return c.len() >= 7 })
+	time.Sleep(100 * time.Millisecond)
+	if n := c.len(); n != 7 {
+		t.Fatalf("%d deliveries after 2 of 5 acknowledged, want 7", n)
+	}
+	// Acknowledge everything as it comes: all 20 arrive.
+	for done := 2; done < 20; {
+		eventually(t, "more deliveries", func() bool { return c.len() > done })
+		ds = c.deliveries()
+		for _, d := range ds[done:] {
+			d.Ack()
+		}
+		done = len(ds)
+	}
+	if n := c.len(); n != 20 {
+		t.Errorf("%d deliveries, want 20", n)
+	}
+}
+
+// TestInbox checks that an inbox sees what is published after Inbox
+// returns and nothing from before, and that two inboxes with one name both
+// see everything.
+func TestInbox(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	addr := name(t, "client")
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), addr); err != nil {
+		t.Fatal(err)
+	}
+	// Same key as what follows: same partition, so had it been delivered
+	// it would have come first.
+	publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte("before")})
+
+	type inboxLog struct {
+		mu  sync.Mutex
+		got []string
+	}
+	open := func() (*inboxLog, rpcbus.Inbox) {
+		l := &inboxLog{}
+		ib, err := b.Inbox(ctxFor(t, 30*time.Second), addr, func(m *rpcbus.Message) {
+			l.mu.Lock()
+			l.got = append(l.got, string(m.Value))
+			l.mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ib.Close() })
+		if ib.Address() != addr {
+			t.Fatalf("Address() = %q, want %q", ib.Address(), addr)
+		}
+		return l, ib
+	}
+	l1, ib1 := open()
+	l2, _ := open()
+	for i := range 3 {
+		publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("after", i))})
+	}
+	want := []string{"after0", "after1", "after2"}
+	for i, l := range []*inboxLog{l1, l2} {
+		eventually(t, "3 replies", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.got) >= 3 })
+		l.mu.Lock()
+		if !slices.Equal(l.got, want) {
+			t.Errorf("inbox %d got %q, want %q", i+1, l.got, want)
+		}
+		l.mu.Unlock()
+	}
+	if err := ib1.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := ib1.Close(); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestInboxAllPartitions(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	var mu sync.Mutex
+	got := map[string]bool{}
+	ib, err := b.Inbox(ctxFor(t, 30*time.Second), name(t, "client"), func(m *rpcbus.Message) {
+		mu.Lock()
+		got[string(m.Value)] = true
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.Close()
+	for i := range 40 { // distinct keys: every partition
+		publish(t, b, ib.Address(), &rpcbus.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))})
+	}
+	eventually(t, "40 replies", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 40 })
+}
+
+func TestClosedBus(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic := name(t, "requests")
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")}, func(d *rpcbus.Delivery) {})
+	ib, err := b.Inbox(ctxFor(t, 30*time.Second), name(t, "inbox"), func(*rpcbus.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close = %v, want nil", err)
+	}
+	// Bus.Close closed what was still open.
+	if err := s.Close(ctxFor(t, time.Second)); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("Close of a subscription of a closed bus = %v, want ErrClosed", err)
+	}
+	if err := ib.Close(); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("Close of an inbox of a closed bus = %v, want ErrClosed", err)
+	}
+	ctx := ctxFor(t, time.Second)
+	if err := b.Publish(ctx, topic, &rpcbus.Message{}); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("Publish = %v, want ErrClosed", err)
+	}
+	if _, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: "g"}, func(*rpcbus.Delivery) {}); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("Subscribe = %v, want ErrClosed", err)
+	}
+	if _, err := b.Inbox(ctx, "x", func(*rpcbus.Message) {}); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("Inbox = %v, want ErrClosed", err)
+	}
+	if err := b.CreateTopics(ctx, "x"); !errors.Is(err, rpcbus.ErrClosed) {
+		t.Errorf("CreateTopics = %v, want ErrClosed", err)
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	types := rpcbus.Types()
+	for _, want := range []string{"kafka", "embedded"} {
+		if !slices.Contains(types, want) {
+			t.Errorf("rpcbus.Types() = %q, missing %q", types, want)
+		}
+	}
+	for _, typ := range []string{"kafka", "embedded"} {
+		addr := broker.Addr()
+		if typ == "embedded" {
+			addr = "127.0.0.1:0"
+		}
+		b, err := rpcbus.New(rpcbus.Config{Type: typ, Brokers: []string{addr}})
+		if err != nil {
+			t.Fatalf("rpcbus.New(%s): %v", typ, err)
+		}
+		topic := name(t, typ)
+		if err := b.(rpcbus.TopicCreator).CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, topic, &rpcbus.Message{Value: []byte("x")})
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rpcbus.New(rpcbus.Config{Type: "kafka", Settings: map[string]any{"acks": "some"}}); err == nil {
+		t.Error("rpcbus.New with a bad setting succeeded")
+	}
+}
+
+func TestSettings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		settings map[string]any
+		embedded bool
+		want     string // in the error; "" for none
+	}{
+		{settings: nil},
+		{settings: map[string]any{"batch_size": 100}}, // the seed's
+		{settings: map[string]any{
+			"compression": "zstd", "batch_size": 1 << 20, "linger": "5ms", "acks": "leader",
+			"partitions": 8, "replication_factor": 1, "max_message_bytes": 8 << 20,
+			"dial_timeout": "3s", "session_timeout": "10s", "heartbeat_interval": "1s",
+			"revoke_timeout": "5s", "fetch_max_wait": "10ms",
+		}},
+		{settings: map[string]any{"acks": "none"}},
+		{settings: map[string]any{"compresion": "gzip"}, want: `rpc_bus.settings.compresion: unknown key (did you mean compression?`},
+		{settings: map[string]any{"data_dir": "/tmp"}, want: "rpc_bus.settings.data_dir: unknown key"},
+		{settings: map[string]any{"data_dir": ""}, embedded: true},
+		{settings: map[string]any{"dir": ""}, embedded: true, want: "data_dir"}, // listed as known
+		{settings: map[string]any{"compression": "lzma"}, want: "rpc_bus.settings.compression: \"lzma\" is not supported (want none, gzip, snappy, lz4 or zstd)"},
+		{settings: map[string]any{"acks": 1}, want: "rpc_bus.settings.acks: want a string"},
+		{settings: map[string]any{"acks": "1"}, want: "rpc_bus.settings.acks"},
+		{settings: map[string]any{"linger": "soon"}, want: "rpc_bus.settings.linger"},
+		{settings: map[string]any{"linger": "-1ms"}, want: "rpc_bus.settings.linger"},
+		{settings: map[string]any{"batch_size": -1}, want: "rpc_bus.settings.batch_size"},
+		{settings: map[string]any{"batch_size": 6 << 20}, want: "rpc_bus.settings.batch_size"},
+		{settings: map[string]any{"max_message_bytes": 100}, want: "rpc_bus.settings.max_message_bytes"},
+		{settings: map[string]any{"partitions": 0}, want: "rpc_bus.settings.partitions"},
+		{settings: map[string]any{"replication_factor": 0}, want: "rpc_bus.settings.replication_factor"},
+		{settings: map[string]any{"fetch_max_wait": "1ms"}, want: "rpc_bus.settings.fetch_max_wait"},
+		{settings: map[string]any{"heartbeat_interval": "1m"}, want: "rpc_bus.settings.heartbeat_interval"},
+	} {
+		var (
+			b   *kafka.Bus
+			err error
+		)
+		cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings}
+		if tc.embedded {
+			b, err = kafka.NewEmbedded(cfg)
+		} else {
+			b, err = kafka.New(cfg)
+		}
+		if err == nil {
+			_ = b.Close()
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("settings %v: %v", tc.settings, err)
+		case tc.want != "" && (err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want))):
+			t.Errorf("settings %v: error %v, want one containing %q", tc.settings, err, tc.want)
+		case tc.want != "":
+			var se *kafka.SettingError
+			if !errors.As(err, &se) {
+				t.Errorf("settings %v: error %T is not a *SettingError", tc.settings, err)
+			}
+		}
+	}
+}
+
+// TestEmbeddedShared starts two buses of type embedded at one address: they
+// share a broker, which outlives the first Close and stops with the last.
+func TestEmbeddedShared(t *testing.T) {
+	t.Parallel()
+	b1, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: testSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b1.Brokers()[0]
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		t.Fatalf("Brokers() = %q, want the bound port", addr)
+	}
+	b2, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{addr}, Settings: testSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{addr}, Settings: map[string]any{"data_dir": t.TempDir()}}); !errors.Is(err, kafka.ErrEmbeddedConflict) {
+		t.Errorf("embedded with another data_dir at %s: %v, want ErrEmbeddedConflict", addr, err)
+	}
+	e, err := kafka.StartEmbedded(addr) // a third handle, as the CLI would take
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Addr() != addr {
+		t.Errorf("Addr() = %q, want %q", e.Addr(), addr)
+	}
+
+	topic := name(t, "topic")
+	if err := b1.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := b1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	e.Close() // no effect
+	// Still running for b2, and the topic b1 created is there.
+	publish(t, b2, topic, &rpcbus.Message{Value: []byte("x")})
+	if err := b2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The last Close stopped it: nothing listens any more.
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		c.Close()
+		t.Errorf("something still listens on %s after the last Close", addr)
+	}
+}
+
+// TestEmbeddedDataDir restarts an embedded broker on its data_dir: topics
+// and messages survive.
+func TestEmbeddedDataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: map[string]any{"data_dir": dir, "heartbeat_interval": "100ms"}}
+	b, err := kafka.NewEmbedded(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := name(t, "requests")
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("kept")})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = func() *kafka.Bus {
+		b, err := kafka.NewEmbedded(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}()
+	got := make(chan string, 1)
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")},
+		func(d *rpcbus.Delivery) { got <- string(d.Value); d.Ack() })
+	closeSub(t, s)
+	select {
+	case v := <-got:
+		if v != "kept" {
+			t.Errorf("got %q after restart, want %q", v, "kept")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("message lost across restart")
+	}
+}

@@ -1,0 +1,155 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+// Inbox opens the reply address name: a topic, created if missing with the
+// partitions setting. It reads the end offset of every partition and
+// consumes from exactly there with a client of its own, outside any group,
+// so once Inbox returns every message published to name afterwards reaches
+// h, and none published before. Several inboxes with one name, in any
+// processes, each receive every message: callers tell replies apart by
+// request id.
+//
+// h is called from the inbox's one goroutine, in offset order within a
+// partition; it must not call Close, which waits for it.
+func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
+	if b.closed.Load() {
+		return nil, rpcbus.ErrClosed
+	}
+	if name == "" {
+		return nil, errors.New("kafka: inbox: empty name")
+	}
+	if h == nil {
+		return nil, fmt.Errorf("kafka: inbox %q: nil handler", name)
+	}
+	if err := b.CreateTopics(ctx, name); err != nil {
+		return nil, err
+	}
+	start, err := b.endOffsets(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(append(b.o.clientOpts(b.brokers), b.o.consumerOpts()...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{name: start}),
+		// Only if the log was truncated past our start: lose nothing.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: inbox %q: %w", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ib := &inbox{bus: b, name: name, cl: cl, h: h, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	if !b.add(ib) {
+		cancel()
+		cl.Close()
+		return nil, rpcbus.ErrClosed
+	}
+	go ib.run()
+	return ib, nil
+}
+
+// endOffsets returns where each partition of topic ends now.
+func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offset, error) {
+	backoff := time.Millisecond
+	for {
+		listed, err := b.adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			start := make(map[int32]kgo.Offset)
+			for p, lo := range listed[topic] {
+				if lo.Err != nil {
+					err = fmt.Errorf("partition %d: %w", p, lo.Err)
+					break
+				}
+				start[p] = kgo.NewOffset().At(lo.Offset)
+			}
+			if err == nil && len(start) > 0 {
+				return start, nil
+			}
+			if err == nil {
+				err = errors.New("no partitions listed")
+			}
+		}
+		if errors.Is(err, kgo.ErrClientClosed) {
+			return nil, rpcbus.ErrClosed
+		}
+		// A new topic's leaders may not be known everywhere yet.
+		retriable := kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)
+		if !retriable {
+			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w (%w)", topic, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// inbox is a direct consumer of every partition of one topic.
+type inbox struct {
+	bus    *Bus
+	name   string
+	cl     *kgo.Client
+	h      func(*rpcbus.Message)
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Address returns the topic replies are published to.
+func (ib *inbox) Address() string { return ib.name }
+
+func (ib *inbox) run() {
+	defer close(ib.done)
+	for {
+		fs := ib.cl.PollFetches(ib.ctx)
+		if ib.ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachRecord(ib.deliver)
+		if fs.NumRecords() == 0 && fs.Err() != nil && !pause(ib.ctx) {
+			return
+		}
+	}
+}
+
+func (ib *inbox) deliver(r *kgo.Record) {
+	m := &rpcbus.Message{Topic: r.Topic, Key: r.Key, Value: r.Value}
+	if len(r.Headers) > 0 {
+		m.Headers = make(map[string]string, len(r.Headers))
+		for _, h := range r.Headers {
+			m.Headers[h.Key] = string(h.Value)
+		}
+	}
+	ib.h(m)
+}
+
+// Close stops the inbox and waits until its handler has returned. A second
+// Close returns rpcbus.ErrClosed.
+func (ib *inbox) Close() error {
+	if ib.closed.Swap(true) {
+		return rpcbus.ErrClosed
+	}
+	ib.bus.remove(ib)
+	ib.cancel()
+	<-ib.done
+	ib.cl.Close()
+	return nil
+}
+
+func (ib *inbox) closeNow() { _ = ib.Close() }

@@ -1,0 +1,254 @@
+package kafka
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nextpkg/vrpc/internal/settings"
+)
+
+const settingsPrefix = "rpc_bus.settings"
+
+// Defaults and bounds of rpc_bus.settings. See the package documentation.
+const (
+	defaultBroker          = "127.0.0.1:9092"
+	defaultPartitions      = 4
+	defaultMaxMessageBytes = 5 << 20
+	minMaxMessageBytes     = 1 << 10
+	// maxMaxMessageBytes keeps fetch buffers bounded and below franz-go's
+	// default broker read and write limits (100 MiB).
+	maxMaxMessageBytes = 64 << 20
+	maxPartitions      = 10000
+	// rebalanceTimeout is how long the group waits for members to rejoin;
+	// revoke_timeout must leave room inside it.
+	rebalanceTimeout = 60 * time.Second
+)
+
+// options are the decoded rpc_bus.settings of types kafka and embedded.
+type options struct {
+	Compression       string            `json:"compression"`
+	BatchSize         int               `json:"batch_size"`
+	Linger            settings.Duration `json:"linger"`
+	Acks              string            `json:"acks"`
+	Partitions        int               `json:"partitions"`
+	ReplicationFactor int               `json:"replication_factor"`
+	MaxMessageBytes   int               `json:"max_message_bytes"`
+	DialTimeout       settings.Duration `json:"dial_timeout"`
+	SessionTimeout    settings.Duration `json:"session_timeout"`
+	HeartbeatInterval settings.Duration `json:"heartbeat_interval"`
+	RevokeTimeout     settings.Duration `json:"revoke_timeout"`
+	FetchMaxWait      settings.Duration `json:"fetch_max_wait"`
+}
+
+// embeddedOptions are the settings only type embedded takes.
+type embeddedOptions struct {
+	DataDir string `json:"data_dir"`
+}
+
+func defaultOptions() options {
+	return options{
+		Compression:       "none",
+		Acks:              "all",
+		Partitions:        defaultPartitions,
+		ReplicationFactor: -1,
+		MaxMessageBytes:   defaultMaxMessageBytes,
+		DialTimeout:       settings.Duration(10 * time.Second),
+		SessionTimeout:    settings.Duration(45 * time.Second),
+		HeartbeatInterval: settings.Duration(3 * time.Second),
+		RevokeTimeout:     settings.Duration(10 * time.Second),
+		FetchMaxWait:      settings.Duration(5 * time.Second),
+	}
+}
+
+// decodeOptions decodes m strictly into the kafka options and, for keys
+// extra declares, into extra (nil for type kafka).
+func decodeOptions(m map[string]any, extra any) (options, error) {
+	o := defaultOptions()
+	own := settings.Keys(&o)
+	var more []string
+	if extra != nil {
+		more = settings.Keys(extra)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the first bad key deterministically
+	for _, k := range keys {
+		var into any
+		switch {
+		case slices.Contains(own, k):
+			into = &o
+		case slices.Contains(more, k):
+			into = extra
+		default:
+			known := append(slices.Clone(own), more...)
+			sort.Strings(known)
+			hint := ""
+			if s := closest(k, known); s != "" {
+				hint = fmt.Sprintf("did you mean %s? ", s)
+			}
+			return o, badSetting(k, "unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
+		}
+		// One key at a time, so that a type error names its key.
+		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, into); err != nil {
+			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
+		}
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	switch o.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return badSetting("compression", "%q is not supported (want none, gzip, snappy, lz4 or zstd)", o.Compression)
+	}
+	switch o.Acks {
+	case "all", "leader", "none":
+	default:
+		return badSetting("acks", "%q is not supported (want all, leader or none)", o.Acks)
+	}
+	if o.MaxMessageBytes < minMaxMessageBytes || o.MaxMessageBytes > maxMaxMessageBytes {
+		return badSetting("max_message_bytes", "%d is out of range (want %d to %d bytes)",
+			o.MaxMessageBytes, minMaxMessageBytes, maxMaxMessageBytes)
+	}
+	if o.BatchSize < 0 || o.BatchSize > o.MaxMessageBytes {
+		return badSetting("batch_size", "%d is out of range (want 0 to max_message_bytes, %d: "+
+			"a batch larger than the topics' max.message.bytes is refused by the broker)", o.BatchSize, o.MaxMessageBytes)
+	}
+	if l := time.Duration(o.Linger); l < 0 || l > time.Minute {
+		return badSetting("linger", "%v is out of range (want 0 to 1m)", l)
+	}
+	if o.Partitions < 1 || o.Partitions > maxPartitions {
+		return badSetting("partitions", "%d is out of range (want 1 to %d)", o.Partitions, maxPartitions)
+	}
+	if o.ReplicationFactor != -1 && (o.ReplicationFactor < 1 || o.ReplicationFactor > 32767) {
+		return badSetting("replication_factor", "%d is out of range (want -1 for the broker's default, or 1 to 32767)", o.ReplicationFactor)
+	}
+	for _, d := range []struct {
+		key      string
+		v        settings.Duration
+		min, max time.Duration
+	}{
+		{"dial_timeout", o.DialTimeout, time.Millisecond, time.Hour},
+		{"session_timeout", o.SessionTimeout, 100 * time.Millisecond, time.Hour},
+		{"heartbeat_interval", o.HeartbeatInterval, 10 * time.Millisecond, time.Hour},
+		{"revoke_timeout", o.RevokeTimeout, time.Millisecond, rebalanceTimeout / 2},
+		{"fetch_max_wait", o.FetchMaxWait, 10 * time.Millisecond, time.Minute},
+	} {
+		if v := time.Duration(d.v); v < d.min || v > d.max {
+			return badSetting(d.key, "%v is out of range (want %v to %v)", v, d.min, d.max)
+		}
+	}
+	if o.HeartbeatInterval >= o.SessionTimeout {
+		return badSetting("heartbeat_interval", "%v is not below session_timeout %v",
+			time.Duration(o.HeartbeatInterval), time.Duration(o.SessionTimeout))
+	}
+	return nil
+}
+
+// batchMaxBytes is the producer's batch cap; see "Batches" in the package
+// documentation for why batch_size cannot lower it.
+func (o *options) batchMaxBytes() int32 {
+	return int32(max(o.BatchSize, o.MaxMessageBytes))
+}
+
+// fetchMaxBytes is how much one fetch may return: franz-go's default, or
+// more if a single record may be larger.
+func (o *options) fetchMaxBytes() int32 {
+	return int32(max(50<<20, o.MaxMessageBytes))
+}
+
+// clientOpts are the options every client of the bus shares.
+func (o *options) clientOpts(brokers []string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(brokers...),
+		kgo.DialTimeout(time.Duration(o.DialTimeout)),
+	}
+}
+
+// producerOpts configures the bus's one producer.
+func (o *options) producerOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		// franz-go lingers 10ms by default: every request and every reply
+		// would wait for it.
+		kgo.ProducerLinger(time.Duration(o.Linger)),
+		kgo.ProducerBatchMaxBytes(o.batchMaxBytes()),
+		kgo.ProducerBatchCompression(codec(o.Compression)),
+		// franz-go's default keeps unkeyed records on one partition for
+		// 64 KiB: hundreds of small requests, all to the one group member
+		// that owns it. Changing partition with every new batch spreads
+		// requests over the members; keyed records still hash as in Kafka.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}
+	switch o.Acks {
+	case "all":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case "leader":
+		// Idempotent writes need acks from all in-sync replicas.
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	case "none":
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	}
+	return opts
+}
+
+// consumerOpts configures the fetching of subscriptions and inboxes.
+func (o *options) consumerOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(o.fetchMaxBytes()),
+		kgo.FetchMaxPartitionBytes(int32(o.MaxMessageBytes)),
+		kgo.FetchMaxWait(time.Duration(o.FetchMaxWait)),
+	}
+}
+
+func codec(name string) kgo.CompressionCodec {
+	switch name {
+	case "gzip":
+		return kgo.GzipCompression()
+	case "snappy":
+		return kgo.SnappyCompression()
+	case "lz4":
+		return kgo.Lz4Compression()
+	case "zstd":
+		return kgo.ZstdCompression()
+	}
+	return kgo.NoCompression()
+}
+
+// closest returns the known key nearest to k if it is a likely typo.
+func closest(k string, known []string) string {
+	best, bestD := "", 3 // at most two edits away
+	for _, s := range known {
+		if d := editDistance(k, s); d < bestD {
+			best, bestD = s, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
