@@ -42,7 +42,7 @@ type Config struct {
 	Topics struct {
 		Request  string `json:",default=vrpc.requests"`
 		Response string `json:",default=vrpc.responses"`
-	} `json:"topics,optional"`
+	} `json:"topics"`
 	// Targets are the gRPC services this server forwards to, by name.
 	Targets map[string]Target `json:"targets"`
 	// Plugins wrap every forwarded call, in the order listed.

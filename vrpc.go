@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nextpkg/vrpc/rpcbus"
+	_ "github.com/nextpkg/vrpc/rpcbus/all" // every backend, picked by rpc_bus.type
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -135,6 +136,7 @@ func LoadClientConfig(file string, cfg *ClientConfig) error {
 	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
 		return fmt.Errorf("client config %s: %w", file, err)
 	}
+	cfg.SetDefaults() // for optional sections left out of the file
 	return nil
 }
 
@@ -144,6 +146,7 @@ func LoadConfig(file string, cfg *Config) error {
 	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
 		return fmt.Errorf("server config %s: %w", file, err)
 	}
+	cfg.SetDefaults() // for optional sections left out of the file
 	return nil
 }
 

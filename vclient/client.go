@@ -369,3 +369,10 @@ func randomHex(n int) string {
 	_, _ = crand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Pending returns the number of calls waiting for a reply.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}

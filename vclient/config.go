@@ -42,19 +42,19 @@ type Config struct {
 		Request time.Duration `json:"request,default=30s"`
 		// Connect bounds opening the bus and the reply inbox at start.
 		Connect time.Duration `json:"connect,default=5s"`
-	} `json:"timeout,optional"`
+	} `json:"timeout"`
 	// Retry covers publishing a request to the bus; a request the bus has
 	// accepted is never published again.
 	Retry struct {
 		Count    int           `json:"count,default=3"`
 		Interval time.Duration `json:"interval,default=100ms"`
-	} `json:"retry,optional"`
+	} `json:"retry"`
 	// Topics: requests for target T go to "<request>.T"; replies come back
 	// on "<response>.<client_id>".
 	Topics struct {
 		Request  string `json:",default=vrpc.requests"`
 		Response string `json:",default=vrpc.responses"`
-	} `json:"topics,optional"`
+	} `json:"topics"`
 	// Services maps a gRPC service name, or a prefix of one ending in "."
 	// (a proto package), to the target that serves it. The interceptor uses
 	// it when the call names no target otherwise.

@@ -1,0 +1,12 @@
+// Package all registers every rpc_bus backend vRPC ships, for programs
+// that pick the bus from their configuration alone:
+//
+//	import _ "github.com/nextpkg/vrpc/rpcbus/all"
+//
+// It makes rpc_bus.type kafka, embedded and memory available.
+package all
+
+import (
+	_ "github.com/nextpkg/vrpc/rpcbus/kafka"  // kafka, embedded
+	_ "github.com/nextpkg/vrpc/rpcbus/memory" // memory
+)
