@@ -261,10 +261,10 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Stop stops consuming, lets the calls in flight finish and publish their
-// replies (for up to drain_timeout, after which they are cancelled and
-// their callers get CANCELED... or their own deadline), acknowledges them,
-// leaves the group and closes the listeners, the target conns and the bus.
-// It returns once all of that is done; Start then returns nil.
+// replies (for up to drain_timeout; calls still running then are cancelled
+// and answered with UNAVAILABLE), acknowledges them, leaves the group and
+// closes the listeners, the target conns and the bus. It returns once all of
+// that is done; Start then returns nil.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	if s.stopped {
