@@ -231,7 +231,6 @@ func (g globalConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method
 
 var errNotInitialized = status.Error(codes.FailedPrecondition, "vrpc: client not initialized: call vrpc.MustInitClient first")
 
-
 func init() {
 	resolver.Register(globalBuilder{})
 }

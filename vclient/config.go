@@ -36,7 +36,7 @@ type Config struct {
 	// "<topics.response>.<client_id>". Default: the host name.
 	ClientID string `json:"client_id,optional"`
 	// RpcBus is the bus requests are published to.
-	RpcBus rpcbus.Config `json:"rpc_bus"`
+	RpcBus  rpcbus.Config `json:"rpc_bus"`
 	Timeout struct {
 		// Request is the deadline of a call whose context has none.
 		Request time.Duration `json:"request,default=30s"`

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
+	"github.com/zeromicro/go-zero/core/proc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -161,6 +162,9 @@ func (s *Server) Start() error {
 	s.started = true
 	s.mu.Unlock()
 
+	// go-zero's proc package (linked in through logx) ends the process a
+	// few seconds after SIGINT or SIGTERM; give Stop its drain time first.
+	proc.SetTimeToForceQuit(s.cfg.DrainTimeout + 5*time.Second)
 	if err := s.start(); err != nil {
 		s.shutdown()
 		close(s.done)

@@ -1,0 +1,158 @@
+package benchkit
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// CallFunc makes one call and reports its failure.
+type CallFunc func(ctx context.Context) error
+
+// RunConfig says how to drive a path.
+type RunConfig struct {
+	// Path names the path in the Result.
+	Path string
+	// Concurrency is the number of workers, each with one call in flight.
+	Concurrency int
+	// Warmup is run first and not measured.
+	Warmup time.Duration
+	// Duration is the measured time.
+	Duration time.Duration
+	// MaxSamples bounds the latency samples kept (reservoir sampling past
+	// it); zero means 1<<20.
+	MaxSamples int
+}
+
+// Result is what Run measured: the calls that completed within the
+// measured time.
+type Result struct {
+	Path        string        `json:"path"`
+	Concurrency int           `json:"concurrency"`
+	Duration    time.Duration `json:"duration_ns"`
+	Calls       int64         `json:"calls"`
+	Errors      int64         `json:"errors"`
+	// FirstError is the first failure seen, if any.
+	FirstError string `json:"first_error,omitempty"`
+	// Throughput is successful calls per second.
+	Throughput float64       `json:"calls_per_second"`
+	P50        time.Duration `json:"p50_ns"`
+	P99        time.Duration `json:"p99_ns"`
+	Max        time.Duration `json:"max_ns"`
+}
+
+// Run drives call with cfg.Concurrency workers in a closed loop: warm-up,
+// then cfg.Duration measured, then it waits for the calls in flight. Calls
+// that complete within the measured time count; their latencies are the
+// samples of the percentiles. Cancelling ctx ends the run early, and the
+// result covers the time measured until then.
+func Run(ctx context.Context, cfg RunConfig, call CallFunc) Result {
+	n := max(cfg.Concurrency, 1)
+	maxSamples := cfg.MaxSamples
+	if maxSamples <= 0 {
+		maxSamples = 1 << 20
+	}
+	perWorker := max(maxSamples/n, 64)
+
+	start := time.Now()
+	from := start.Add(cfg.Warmup)
+	to := from.Add(cfg.Duration)
+	workers := make([]worker, n)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &workers[i]
+		w.samples = make([]time.Duration, 0, min(perWorker, 4096))
+		w.rng = rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(to) {
+					return
+				}
+				err := call(ctx)
+				t1 := time.Now()
+				if t1.Before(from) || !t1.Before(to) {
+					continue
+				}
+				w.record(t1.Sub(t0), err, perWorker)
+			}
+		})
+	}
+	wg.Wait()
+
+	end := time.Now()
+	measured := cfg.Duration
+	if end.Before(to) { // cancelled
+		measured = max(end.Sub(from), 0)
+	}
+	res := Result{Path: cfg.Path, Concurrency: n, Duration: measured}
+	var samples []time.Duration
+	for i := range workers {
+		w := &workers[i]
+		res.Calls += w.calls
+		res.Errors += w.errors
+		if res.FirstError == "" && w.firstErr != nil {
+			res.FirstError = w.firstErr.Error()
+		}
+		samples = append(samples, w.samples...)
+	}
+	if measured > 0 {
+		res.Throughput = float64(res.Calls-res.Errors) / measured.Seconds()
+	}
+	slices.Sort(samples)
+	res.P50 = Percentile(samples, 0.50)
+	res.P99 = Percentile(samples, 0.99)
+	if len(samples) > 0 {
+		res.Max = samples[len(samples)-1]
+	}
+	return res
+}
+
+type worker struct {
+	calls, errors int64
+	firstErr      error
+	samples       []time.Duration
+	rng           *rand.Rand
+}
+
+// record keeps the latency of a successful call, by reservoir sampling
+// once the worker holds limit samples.
+func (w *worker) record(d time.Duration, err error, limit int) {
+	w.calls++
+	if err != nil {
+		w.errors++
+		if w.firstErr == nil {
+			w.firstErr = err
+		}
+		return
+	}
+	ok := w.calls - w.errors
+	if len(w.samples) < limit {
+		w.samples = append(w.samples, d)
+	} else if j := w.rng.Int64N(ok); j < int64(limit) {
+		w.samples[j] = d
+	}
+}
+
+// Percentile returns the p-th quantile (0 < p <= 1) of sorted samples, the
+// smallest sample at or above which a fraction p of them lie; zero for no
+// samples.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// TwoHopLimit is the throughput of two stages in sequence at the given
+// throughputs: L = 1/(1/a + 1/b). Zero if either is zero.
+func TwoHopLimit(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return 1 / (1/a + 1/b)
+}
