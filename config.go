@@ -73,7 +73,8 @@ type Target struct {
 	Settings map[string]any `json:"settings,optional"`
 }
 
-// PluginConf is one entry of plugins.
+// PluginConf is one entry of plugins. In YAML enabled defaults to true; in
+// Go, set Enabled: true (the zero value leaves the plugin off).
 type PluginConf struct {
 	Name     string         `json:"name"`
 	Enabled  bool           `json:"enabled,default=true"`

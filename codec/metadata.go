@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"encoding/base64"
 	"strings"
 
 	"google.golang.org/grpc/metadata"
@@ -11,6 +12,10 @@ import (
 // MetadataToWire converts gRPC metadata to its envelope form, leaving out
 // what gRPC itself sets per hop (pseudo-headers, grpc-*, content-type,
 // user-agent, te), which the next hop sets anew.
+//
+// Values of binary keys ("-bin" suffix) hold arbitrary bytes, but envelope
+// values are protobuf strings, which must be valid UTF-8: they travel
+// base64-encoded, as gRPC itself sends them over HTTP/2.
 func MetadataToWire(md metadata.MD) []*vrpcpb.Metadata {
 	if len(md) == 0 {
 		return nil
@@ -19,6 +24,13 @@ func MetadataToWire(md metadata.MD) []*vrpcpb.Metadata {
 	for k, vs := range md {
 		if hopByHop(k) {
 			continue
+		}
+		if isBinary(k) {
+			enc := make([]string, len(vs))
+			for i, v := range vs {
+				enc[i] = base64.StdEncoding.EncodeToString([]byte(v))
+			}
+			vs = enc
 		}
 		out = append(out, &vrpcpb.Metadata{Key: k, Values: vs})
 	}
@@ -37,9 +49,31 @@ func MetadataFromWire(in []*vrpcpb.Metadata) metadata.MD {
 			continue
 		}
 		k := strings.ToLower(m.Key)
-		md[k] = append(md[k], m.Values...)
+		if !isBinary(k) {
+			md[k] = append(md[k], m.Values...)
+			continue
+		}
+		for _, v := range m.Values {
+			md[k] = append(md[k], decodeBinary(v))
+		}
 	}
 	return md
+}
+
+func isBinary(k string) bool {
+	return len(k) >= 4 && strings.EqualFold(k[len(k)-4:], "-bin")
+}
+
+// decodeBinary undoes MetadataToWire's base64, padded or not (gRPC accepts
+// both); a value that is not base64 is kept as it came.
+func decodeBinary(v string) string {
+	if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+		return string(b)
+	}
+	if b, err := base64.RawStdEncoding.DecodeString(v); err == nil {
+		return string(b)
+	}
+	return v
 }
 
 func hopByHop(k string) bool {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -73,11 +74,18 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 	}
 	ctx, cancel := context.WithDeadline(s.calls, callDeadline)
 	defer cancel()
+	// Resolve before the plugins run, so that they all see the full method
+	// name however the caller spelled it.
+	method, st := tgt.resolve(ctx, req.Method)
+	if st != nil {
+		s.reply(req, &Result{Status: st}, received)
+		return
+	}
 	call := &Call{
 		ID:         req.Id,
 		ClientID:   req.ClientId,
 		Target:     req.Target,
-		Method:     req.Method,
+		Method:     method,
 		Payload:    req.Payload,
 		Metadata:   codec.MetadataFromWire(req.Metadata),
 		Deadline:   deadline,
@@ -91,11 +99,6 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 // request's bytes as they came and the reply's as they go.
 func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	tgt := s.targets[call.Target]
-	method, st := tgt.resolve(ctx, call.Method)
-	if st != nil {
-		return &Result{Status: st}
-	}
-	call.Method = method
 	if len(call.Metadata) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, call.Metadata)
 	}
@@ -103,7 +106,7 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	var out codec.Frame
 	res := &Result{}
 	start := time.Now()
-	err := tgt.conn.Invoke(ctx, method, &in, &out,
+	err := tgt.conn.Invoke(ctx, call.Method, &in, &out,
 		grpc.ForceCodecV2(codec.Raw{}), grpc.Header(&res.Header), grpc.Trailer(&res.Trailer))
 	res.TargetTime = time.Since(start)
 	if err != nil {
@@ -135,8 +138,17 @@ func (s *Server) reply(req *vrpcpb.Request, res *Result, received time.Time) {
 	}
 	body, err := codec.EncodeResponse(resp)
 	if err != nil {
+		// Such as a status message that is not UTF-8: answer with what can
+		// be sent rather than leave the caller waiting for its deadline.
 		logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
-		return
+		st := &spb.Status{Code: int32(codes.Internal), Message: "vrpc: the reply could not be encoded: " + strings.ToValidUTF8(err.Error(), "?")}
+		if resp.Status != nil {
+			st.Code, st.Message = resp.Status.Code, strings.ToValidUTF8(resp.Status.Message, "\uFFFD")
+		}
+		body, err = codec.EncodeResponse(&vrpcpb.Response{Id: req.Id, Status: st, ReceivedUnixNano: resp.ReceivedUnixNano, TargetNanos: resp.TargetNanos})
+		if err != nil {
+			return
+		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	if req.DeadlineUnixNano != 0 {

@@ -1,0 +1,141 @@
+package vserver_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/zeromicro/go-zero/core/logx"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/example/demo/demoserver"
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vserver"
+)
+
+func TestMain(m *testing.M) {
+	logx.Disable() // also keeps the examples' output to what they print
+	goleak.VerifyTestMain(m,
+		// Process-lifetime goroutines go-zero starts in package init.
+		goleak.IgnoreCurrent(),
+	)
+}
+
+// startKafka runs an in-process Kafka for one test, so that parallel tests
+// never see each other's topics and groups, and returns the bus
+// configuration other "processes" would use to reach it.
+func startKafka(t *testing.T) rpcbus.Config {
+	t.Helper()
+	e, err := kafka.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return rpcbus.Config{Type: "kafka", Brokers: []string{e.Addr()}}
+}
+
+// startDemo runs the demo gRPC target on a loopback port until the test
+// ends and returns its address.
+func startDemo(t *testing.T, name string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := demoserver.Serve(lis, name)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+func serverConfig(bus rpcbus.Config, endpoint string) *vrpc.Config {
+	return &vrpc.Config{
+		Name:    "test-server",
+		Port:    -1,
+		RpcBus:  bus,
+		Targets: map[string]vrpc.Target{"demo": {Endpoint: endpoint}},
+	}
+}
+
+// startServer runs a vRPC server until the test ends.
+func startServer(t *testing.T, cfg *vrpc.Config) *vserver.Server {
+	t.Helper()
+	s, err := vserver.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Start() }()
+	select {
+	case <-s.Ready():
+	case err := <-errc:
+		t.Fatalf("server did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if err := <-errc; err != nil {
+			t.Errorf("Start returned %v after Stop", err)
+		}
+	})
+	return s
+}
+
+func newClient(t *testing.T, bus rpcbus.Config, clientID string) *vclient.Client {
+	t.Helper()
+	c, err := vclient.New(vclient.Config{ClientID: clientID, RpcBus: bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("client Close: %v", err)
+		}
+	})
+	return c
+}
+
+// openBus opens a bus of its own on cfg, closed when the test ends.
+func openBus(t *testing.T, cfg rpcbus.Config) rpcbus.Bus {
+	t.Helper()
+	b, err := rpcbus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("bus Close: %v", err)
+		}
+	})
+	return b
+}
+
+// testContext bounds a test's waits: a generous limit for a loaded
+// machine, not a timing assertion.
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startRecordingDemo is startDemo with a unary interceptor in front of the
+// demo service, to see what reaches the target.
+func startRecordingDemo(t *testing.T, name string, icpt grpc.UnaryServerInterceptor) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(icpt))
+	demo.RegisterDemoServer(srv, &demoserver.Server{Name: name})
+	reflection.Register(srv) // lets the server resolve short method names
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(lis) }()
+	t.Cleanup(func() { srv.Stop(); <-done })
+	return lis.Addr().String()
+}
