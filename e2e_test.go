@@ -18,8 +18,8 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -103,59 +103,13 @@ func startTarget(t *testing.T, name string) (*target, string) {
 	return tg, lis.Addr().String()
 }
 
-// startKafka runs an in-process Kafka for one test and returns the bus
-// configuration clients and servers in other "processes" would use.
-func startKafka(t *testing.T) rpcbus.Config {
-	t.Helper()
-	e, err := kafka.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return rpcbus.Config{Type: "kafka", Brokers: []string{e.Addr()}}
-}
+var (
+	startKafka   = vtest.StartKafka
+	serverConfig = vtest.ServerConfig
+	newClient    = vtest.NewClient
+)
 
-func serverConfig(bus rpcbus.Config, targets map[string]vrpc.Target) *vrpc.Config {
-	return &vrpc.Config{Name: "test-server", Port: -1, RpcBus: bus, Targets: targets}
-}
-
-// startServer runs a vRPC server until the test ends.
-func startServer(t *testing.T, cfg *vrpc.Config) *vserver.Server {
-	t.Helper()
-	s, err := vserver.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Start() }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if err := <-errc; err != nil {
-			t.Errorf("Start returned %v after Stop", err)
-		}
-	})
-	return s
-}
-
-func newClient(t *testing.T, bus rpcbus.Config, clientID string) *vclient.Client {
-	t.Helper()
-	cfg := vclient.Config{ClientID: clientID, RpcBus: bus}
-	c, err := vclient.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	})
-	return c
-}
+func startServer(t *testing.T, cfg *vrpc.Config) *vserver.Server { return vtest.StartServer(t, cfg) }
 
 // setup is the common case: one Kafka, one target "demo", one server, one
 // client.

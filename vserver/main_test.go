@@ -14,10 +14,8 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
-	"github.com/nextpkg/vrpc/vclient"
-	"github.com/nextpkg/vrpc/vserver"
 )
 
 func TestMain(m *testing.M) {
@@ -26,19 +24,6 @@ func TestMain(m *testing.M) {
 		// Process-lifetime goroutines go-zero starts in package init.
 		goleak.IgnoreCurrent(),
 	)
-}
-
-// startKafka runs an in-process Kafka for one test, so that parallel tests
-// never see each other's topics and groups, and returns the bus
-// configuration other "processes" would use to reach it.
-func startKafka(t *testing.T) rpcbus.Config {
-	t.Helper()
-	e, err := kafka.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	return rpcbus.Config{Type: "kafka", Brokers: []string{e.Addr()}}
 }
 
 // startDemo runs the demo gRPC target on a loopback port until the test
@@ -54,50 +39,14 @@ func startDemo(t *testing.T, name string) string {
 	return lis.Addr().String()
 }
 
+var (
+	startKafka  = vtest.StartKafka
+	startServer = vtest.StartServer
+	newClient   = vtest.NewClient
+)
+
 func serverConfig(bus rpcbus.Config, endpoint string) *vrpc.Config {
-	return &vrpc.Config{
-		Name:    "test-server",
-		Port:    -1,
-		RpcBus:  bus,
-		Targets: map[string]vrpc.Target{"demo": {Endpoint: endpoint}},
-	}
-}
-
-// startServer runs a vRPC server until the test ends.
-func startServer(t *testing.T, cfg *vrpc.Config) *vserver.Server {
-	t.Helper()
-	s, err := vserver.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Start() }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if err := <-errc; err != nil {
-			t.Errorf("Start returned %v after Stop", err)
-		}
-	})
-	return s
-}
-
-func newClient(t *testing.T, bus rpcbus.Config, clientID string) *vclient.Client {
-	t.Helper()
-	c, err := vclient.New(vclient.Config{ClientID: clientID, RpcBus: bus})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	})
-	return c
+	return vtest.ServerConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: endpoint}})
 }
 
 // openBus opens a bus of its own on cfg, closed when the test ends.
