@@ -119,11 +119,12 @@ func (c *Config) SetDefaults() {
 // Validate reports every invalid value, naming its YAML key. go-zero's
 // conf.Load calls it after loading.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Name != "" && !rpcbus.ValidName(c.Name) {
-		bad("name %q: use letters, digits, '.', '_' and '-' only (it names the consumer group)", c.Name)
+	errs := []error{
+		rpcbus.CheckName("name", c.Name),
+		rpcbus.CheckName("topics.request", c.Topics.Request),
+		rpcbus.CheckName("topics.response", c.Topics.Response),
 	}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Port > 65535 {
 		bad("port %d: must be at most 65535", c.Port)
 	}
@@ -131,12 +132,6 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.RpcServerConf.ListenOn); err != nil {
 			bad("rpc_server_conf.listen_on %q: want host:port (%v)", c.RpcServerConf.ListenOn, err)
 		}
-	}
-	if c.Topics.Request != "" && !rpcbus.ValidName(c.Topics.Request) {
-		bad("topics.request %q: use letters, digits, '.', '_' and '-' only", c.Topics.Request)
-	}
-	if c.Topics.Response != "" && !rpcbus.ValidName(c.Topics.Response) {
-		bad("topics.response %q: use letters, digits, '.', '_' and '-' only", c.Topics.Response)
 	}
 	if len(c.Targets) == 0 {
 		bad("targets: none configured; add at least one, e.g. targets: {demo: {endpoint: localhost:8081}}")
@@ -148,9 +143,7 @@ func (c *Config) Validate() error {
 	sort.Strings(names)
 	for _, name := range names {
 		t := c.Targets[name]
-		if !rpcbus.ValidName(name) {
-			bad("targets.%s: the name must use letters, digits, '.', '_' and '-' only (it becomes part of a topic name)", name)
-		}
+		errs = append(errs, rpcbus.CheckName("targets."+name, name))
 		if t.Endpoint == "" {
 			bad("targets.%s.endpoint: missing; set the target's gRPC address, e.g. localhost:8081", name)
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zeromicro/go-zero/core/conf"
 	"google.golang.org/grpc"
@@ -185,23 +186,22 @@ func WithTarget(target string) vclient.CallOption { return vclient.WithTarget(ta
 // how it picks a call's target. It may be created before InitClient; calls
 // made before it fail with FAILED_PRECONDITION.
 func Interceptor(opts ...vclient.CallOption) grpc.UnaryClientInterceptor {
-	var (
-		once sync.Mutex
-		last *vclient.Client
+	type bound struct {
+		c    *vclient.Client
 		icpt grpc.UnaryClientInterceptor
-	)
+	}
+	var cur atomic.Pointer[bound] // rebuilt only when the global client changes
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
 		c := GetClient()
 		if c == nil {
 			return errNotInitialized
 		}
-		once.Lock()
-		if c != last {
-			last, icpt = c, c.UnaryClientInterceptor(opts...)
+		b := cur.Load()
+		if b == nil || b.c != c {
+			b = &bound{c: c, icpt: c.UnaryClientInterceptor(opts...)}
+			cur.Store(b)
 		}
-		f := icpt
-		once.Unlock()
-		return f(ctx, method, req, reply, cc, invoker, callOpts...)
+		return b.icpt(ctx, method, req, reply, cc, invoker, callOpts...)
 	}
 }
 

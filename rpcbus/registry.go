@@ -60,6 +60,16 @@ func New(cfg Config) (Bus, error) {
 	return f(cfg)
 }
 
+// CheckName returns an error naming the configuration key when value is
+// set but not a ValidName; names become parts of topic, subject and queue
+// names on every bus.
+func CheckName(key, value string) error {
+	if value == "" || ValidName(value) {
+		return nil
+	}
+	return fmt.Errorf("%s %q: use letters, digits, '.', '_' and '-' only (it becomes part of a topic name)", key, value)
+}
+
 // ValidName reports whether s can be part of a topic, subject or queue name
 // on every bus vRPC supports: letters, digits, '.', '_' and '-'.
 func ValidName(s string) bool {

@@ -103,11 +103,12 @@ func (c *Config) SetDefaults() {
 // Validate reports the first invalid value, naming its YAML key. go-zero's
 // conf.Load calls it after loading.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.ClientID != "" && !rpcbus.ValidName(c.ClientID) {
-		bad("client_id %q: use letters, digits, '.', '_' and '-' only (it becomes part of a topic name)", c.ClientID)
+	errs := []error{
+		rpcbus.CheckName("client_id", c.ClientID),
+		rpcbus.CheckName("topics.request", c.Topics.Request),
+		rpcbus.CheckName("topics.response", c.Topics.Response),
 	}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Timeout.Request < 0 {
 		bad("timeout.request %v: must be positive", c.Timeout.Request)
 	}
@@ -120,16 +121,11 @@ func (c *Config) Validate() error {
 	if c.Retry.Interval < 0 {
 		bad("retry.interval %v: must be positive", c.Retry.Interval)
 	}
-	if c.Topics.Request != "" && !rpcbus.ValidName(c.Topics.Request) {
-		bad("topics.request %q: use letters, digits, '.', '_' and '-' only", c.Topics.Request)
-	}
-	if c.Topics.Response != "" && !rpcbus.ValidName(c.Topics.Response) {
-		bad("topics.response %q: use letters, digits, '.', '_' and '-' only", c.Topics.Response)
-	}
 	for svc, target := range c.Services {
-		if !rpcbus.ValidName(target) {
-			bad("services.%s: target %q must be a target name (letters, digits, '.', '_', '-')", svc, target)
+		if target == "" {
+			bad("services.%s: empty target name", svc)
 		}
+		errs = append(errs, rpcbus.CheckName("services."+svc, target))
 	}
 	if c.MaxMessageBytes < 0 {
 		bad("max_message_bytes %d: must be positive", c.MaxMessageBytes)
