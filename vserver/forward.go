@@ -26,16 +26,41 @@ const DeadLetterSuffix = ".dlq"
 // was set aside.
 const DeadLetterReasonHeader = "vrpc-dlq-reason"
 
+// workerIdle is how long a worker waits for the next delivery before it
+// exits.
+const workerIdle = 10 * time.Second
+
 // onDelivery runs on the subscription's goroutine: it only hands the
-// delivery to a goroutine of its own. The bus bounds how many are
-// unacknowledged at once (max_in_flight).
+// delivery to an idle worker, or to a new one when none is idle. The bus
+// bounds the deliveries unacknowledged at once (max_in_flight), and so the
+// workers. Workers outlive a delivery so that the stacks they have grown
+// through the gRPC call are reused, not grown again for every request.
 func (s *Server) onDelivery(d *rpcbus.Delivery) {
+	select {
+	case s.work <- d:
+		return
+	default:
+	}
 	s.inflight.Add(1)
-	go func() {
-		defer s.inflight.Done()
-		defer d.Ack() // only once the reply is published (or given up on)
+	go s.worker(d)
+}
+
+func (s *Server) worker(d *rpcbus.Delivery) {
+	defer s.inflight.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
 		s.serve(d)
-	}()
+		d.Ack() // only once the reply is published (or given up on)
+		idle.Reset(workerIdle)
+		select {
+		case d = <-s.work:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
 }
 
 func (s *Server) serve(d *rpcbus.Delivery) {

@@ -30,13 +30,14 @@ type Server struct {
 	targets map[string]*target
 	handler Handler
 
-	// inflight counts deliveries being served; calls is the context they
-	// run under, cancelled only when draining runs out of time.
+	// inflight counts workers and listener goroutines; calls is the context
+	// calls run under, cancelled only when draining runs out of time.
 	inflight    sync.WaitGroup
 	calls       context.Context
 	cancelCalls context.CancelFunc
 	expired     atomic.Uint64
 	deadLetters atomic.Uint64
+	work        chan *rpcbus.Delivery // to idle workers
 
 	mu      sync.Mutex
 	started bool
@@ -82,6 +83,7 @@ func NewServer(cfg *vrpc.Config, opts ...Option) (*Server, error) {
 		targets: make(map[string]*target, len(c.Targets)),
 		ready:   make(chan struct{}),
 		quit:    make(chan struct{}),
+		work:    make(chan *rpcbus.Delivery),
 		done:    make(chan struct{}),
 	}
 	s.calls, s.cancelCalls = context.WithCancel(context.Background())
