@@ -48,13 +48,26 @@ func TestCallStyles(t *testing.T) {
 		}
 	})
 	t.Run("Call JSON payload", func(t *testing.T) {
+		for _, method := range []string{"Ping", "demo.Demo/Ping"} {
+			resp, err := c.Call(ctx, "demo", method, []byte(`{"message": "Hello vRPC"}`), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := string(resp.Payload), `{"message":"Hello vRPC","servedBy":"t1"}`; got != want {
+				t.Fatalf("%s: reply %s, want %s", method, got, want)
+			}
+		}
+		resp, err := c.Call(ctx, "demo", "Ping", []byte(`{"message": "x"}`), nil, vclient.WithJSONOptions(true, false))
+		if err != nil || string(resp.Payload) != `{"message":"x","served_by":"t1"}` {
+			t.Fatalf("proto names: %s, %v", resp.GetPayload(), err)
+		}
 		before := tg.calls.Load()
-		_, err := c.Call(ctx, "demo", "Ping", []byte(`{"message": "Hello vRPC"}`), nil)
-		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "JSON") {
-			t.Fatalf("want INVALID_ARGUMENT about JSON, got %v", err)
+		_, err = c.Call(ctx, "demo", "Ping", []byte(`{"mesage": "typo"}`), nil)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mesage") {
+			t.Fatalf("bad JSON: want INVALID_ARGUMENT naming the field, got %v", err)
 		}
 		if tg.calls.Load() != before {
-			t.Fatal("a JSON payload reached the target")
+			t.Fatal("bad JSON reached the target")
 		}
 	})
 	t.Run("interceptor on grpc-go conn to an unreachable address", func(t *testing.T) {

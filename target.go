@@ -13,6 +13,10 @@ type TargetSettings struct {
 	// UNAVAILABLE when it could not reach the target, so the target has not
 	// executed such a call.
 	MaxRetries int `json:"max_retries"`
+	// DescriptorSet is a file holding the target's compiled descriptors
+	// (protoc --descriptor_set_out --include_imports), used instead of its
+	// server reflection to resolve short method names and transcode JSON.
+	DescriptorSet string `json:"descriptor_set"`
 }
 
 // ParseTargetSettings decodes and checks targets.<name>.settings.

@@ -66,3 +66,10 @@ func DecodeResponse(b []byte) (*vrpcpb.Response, error) {
 	}
 	return resp, nil
 }
+
+// ReflectionMethod is the gRPC server reflection method. A request for it
+// carries one grpc.reflection.v1.ServerReflectionRequest; the server
+// exchanges it with the target's reflection service and replies with the
+// one response, so that clients and gateways learn a target's schema
+// through the bus.
+const ReflectionMethod = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/codec/schema"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
@@ -40,6 +41,8 @@ type Client struct {
 	pending map[uint64]chan *vrpcpb.Response
 	closed  bool
 	calls   sync.WaitGroup // calls between admission and return
+
+	schemas map[string]*schema.Source // by target, under mu
 
 	loopbackOnce sync.Once
 	loopback     *loopback
@@ -120,31 +123,54 @@ func (c *Client) Config() Config { return c.cfg }
 // ReplyAddress is where servers publish this client's replies.
 func (c *Client) ReplyAddress() string { return c.inbox.Address() }
 
-// Call sends payload, the protobuf encoding of the request message, to
-// method of target and waits for the reply. method is a full gRPC method
-// ("/demo.Demo/Ping" or "demo.Demo/Ping") or a short name ("Ping") that the
-// server resolves through the target's reflection service. md becomes the
-// call's incoming metadata at the target.
+// Call sends payload to method of target and waits for the reply. method is
+// a full gRPC method ("/demo.Demo/Ping" or "demo.Demo/Ping") or a short name
+// ("Ping") that the server resolves through the target's reflection
+// service. md becomes the call's incoming metadata at the target.
+//
+// payload is the request message's protobuf encoding, or its JSON (protojson)
+// form: a payload that is a JSON object is taken as JSON unless WithProtobuf
+// says otherwise. The server transcodes JSON with the descriptors from the
+// target's server reflection (or a configured descriptor set), and the reply's
+// Payload is then JSON too (see WithJSONOptions).
 //
 // The error is a gRPC status error: the target's own status, or one of
 // DEADLINE_EXCEEDED, CANCELED, UNAVAILABLE (bus unreachable),
-// UNIMPLEMENTED (no server serves target) and RESOURCE_EXHAUSTED (payload
-// over max_message_bytes) from vRPC itself.
-func (c *Client) Call(ctx context.Context, target, method string, payload []byte, md map[string]string) (*Response, error) {
-	if looksLikeJSON(payload) {
-		return nil, status.Errorf(codes.InvalidArgument,
-			"vrpc: the payload for %s %s is JSON; JSON calls are not supported yet, pass the request message's protobuf encoding (proto.Marshal)", target, method)
+// UNIMPLEMENTED (no server serves target, or no such method),
+// INVALID_ARGUMENT (bad JSON) and RESOURCE_EXHAUSTED (payload over
+// max_message_bytes) from vRPC itself.
+func (c *Client) Call(ctx context.Context, target, method string, payload []byte, md map[string]string, opts ...CallOption) (*Response, error) {
+	var o callOptions
+	for _, opt := range opts {
+		opt.applyCall(&o)
+	}
+	enc := o.encoding
+	if enc == encodingAuto {
+		enc = encodingProto
+		if looksLikeJSON(payload) {
+			enc = encodingJSON
+		}
 	}
 	var outgoing metadata.MD
 	if len(md) > 0 {
 		outgoing = metadata.New(md)
 	}
-	return c.Invoke(ctx, target, method, payload, outgoing)
+	req := &vrpcpb.Request{}
+	if enc == encodingJSON {
+		req.Encoding = vrpcpb.Encoding_ENCODING_JSON
+		req.JsonOptions = o.json
+	}
+	return c.invoke(ctx, target, method, payload, outgoing, req)
 }
 
-// Invoke is Call with gRPC metadata: the common path of every way into the
-// client.
+// Invoke is Call with gRPC metadata and a protobuf payload: the common path
+// of the interceptor, Conn and the loopback endpoint.
 func (c *Client) Invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD) (*Response, error) {
+	return c.invoke(ctx, target, method, payload, md, &vrpcpb.Request{})
+}
+
+// invoke completes req (which may carry an encoding already) and carries it.
+func (c *Client) invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*Response, error) {
 	if !rpcbus.ValidName(target) {
 		return nil, status.Errorf(codes.InvalidArgument, "vrpc: target %q is not a valid target name", target)
 	}
@@ -175,17 +201,15 @@ func (c *Client) Invoke(ctx context.Context, target, method string, payload []by
 	}
 	defer c.calls.Done()
 
-	req := &vrpcpb.Request{
-		Id:               c.idPrefix + strconv.FormatUint(seq, 36),
-		ClientId:         c.cfg.ClientID,
-		ReplyTo:          c.inbox.Address(),
-		Target:           target,
-		Method:           method,
-		Payload:          payload,
-		Metadata:         codec.MetadataToWire(md),
-		DeadlineUnixNano: deadline.UnixNano(),
-		SentUnixNano:     time.Now().UnixNano(),
-	}
+	req.Id = c.idPrefix + strconv.FormatUint(seq, 36)
+	req.ClientId = c.cfg.ClientID
+	req.ReplyTo = c.inbox.Address()
+	req.Target = target
+	req.Method = method
+	req.Payload = payload
+	req.Metadata = codec.MetadataToWire(md)
+	req.DeadlineUnixNano = deadline.UnixNano()
+	req.SentUnixNano = time.Now().UnixNano()
 	if err := c.publish(ctx, req); err != nil {
 		c.forget(seq)
 		return nil, err
@@ -375,4 +399,12 @@ func (c *Client) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
+}
+
+// GetPayload returns r.Payload, or nil when r is nil.
+func (r *Response) GetPayload() []byte {
+	if r == nil {
+		return nil
+	}
+	return r.Payload
 }

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/nextpkg/vrpc/vrpcpb"
 )
 
 // Scheme is the gRPC target scheme of vRPC: a conn dialled to
@@ -19,11 +21,22 @@ const Scheme = "vrpc"
 // call, overriding every other way of choosing it.
 const TargetHeader = "vrpc-target"
 
-// CallOption configures the interceptor.
+// CallOption configures the interceptor (WithTarget) or Client.Call
+// (WithJSON, WithProtobuf, WithJSONOptions).
 type CallOption interface{ applyCall(*callOptions) }
 
+type encoding int
+
+const (
+	encodingAuto encoding = iota
+	encodingProto
+	encodingJSON
+)
+
 type callOptions struct {
-	target string
+	target   string
+	encoding encoding
+	json     *vrpcpb.JSONOptions
 }
 
 type callOptionFunc func(*callOptions)
@@ -33,6 +46,26 @@ func (f callOptionFunc) applyCall(o *callOptions) { f(o) }
 // WithTarget makes every call through the interceptor go to target.
 func WithTarget(target string) CallOption {
 	return callOptionFunc(func(o *callOptions) { o.target = target })
+}
+
+// WithJSON makes Call send its payload as JSON, whatever it looks like.
+func WithJSON() CallOption {
+	return callOptionFunc(func(o *callOptions) { o.encoding = encodingJSON })
+}
+
+// WithProtobuf makes Call send its payload as protobuf, even when it
+// happens to look like JSON.
+func WithProtobuf() CallOption {
+	return callOptionFunc(func(o *callOptions) { o.encoding = encodingProto })
+}
+
+// WithJSONOptions sets how the server writes a JSON reply: with the .proto
+// field names instead of lowerCamelCase, and with fields that hold their
+// default value.
+func WithJSONOptions(useProtoNames, emitDefaults bool) CallOption {
+	return callOptionFunc(func(o *callOptions) {
+		o.json = &vrpcpb.JSONOptions{UseProtoNames: useProtoNames, EmitDefaults: emitDefaults}
+	})
 }
 
 // UnaryClientInterceptor returns a grpc.UnaryClientInterceptor that carries

@@ -32,7 +32,9 @@ const (
 	// ENCODING_PROTO is the protobuf wire format of the method's message,
 	// forwarded to the target byte for byte.
 	Encoding_ENCODING_PROTO Encoding = 0
-	// ENCODING_JSON is protojson; transcoded by the server (not yet supported).
+	// ENCODING_JSON is protojson: the server transcodes it to protobuf for
+	// the target, and the reply back to JSON, with the method's descriptors
+	// from the target's server reflection.
 	Encoding_ENCODING_JSON Encoding = 1
 )
 
@@ -75,6 +77,62 @@ func (Encoding) EnumDescriptor() ([]byte, []int) {
 	return file_vrpc_proto_rawDescGZIP(), []int{0}
 }
 
+// JSONOptions say how a server writes a JSON reply.
+type JSONOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// use_proto_names writes the .proto field names (user_id), not their
+	// lowerCamelCase JSON names (userId).
+	UseProtoNames bool `protobuf:"varint,1,opt,name=use_proto_names,json=useProtoNames,proto3" json:"use_proto_names,omitempty"`
+	// emit_defaults writes fields that hold their default value.
+	EmitDefaults  bool `protobuf:"varint,2,opt,name=emit_defaults,json=emitDefaults,proto3" json:"emit_defaults,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JSONOptions) Reset() {
+	*x = JSONOptions{}
+	mi := &file_vrpc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JSONOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JSONOptions) ProtoMessage() {}
+
+func (x *JSONOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_vrpc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JSONOptions.ProtoReflect.Descriptor instead.
+func (*JSONOptions) Descriptor() ([]byte, []int) {
+	return file_vrpc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *JSONOptions) GetUseProtoNames() bool {
+	if x != nil {
+		return x.UseProtoNames
+	}
+	return false
+}
+
+func (x *JSONOptions) GetEmitDefaults() bool {
+	if x != nil {
+		return x.EmitDefaults
+	}
+	return false
+}
+
 // Metadata is one gRPC metadata key with all of its values, in order.
 type Metadata struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -86,7 +144,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_vrpc_proto_msgTypes[0]
+	mi := &file_vrpc_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +156,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_vrpc_proto_msgTypes[0]
+	mi := &file_vrpc_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +169,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_vrpc_proto_rawDescGZIP(), []int{0}
+	return file_vrpc_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Metadata) GetKey() string {
@@ -153,14 +211,16 @@ type Request struct {
 	// deadline_unix_nano is the absolute deadline of the call; 0 means none.
 	DeadlineUnixNano int64 `protobuf:"varint,10,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
 	// sent_unix_nano is when the client published the request.
-	SentUnixNano  int64 `protobuf:"varint,11,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	SentUnixNano int64 `protobuf:"varint,11,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	// json_options apply when encoding is ENCODING_JSON.
+	JsonOptions   *JSONOptions `protobuf:"bytes,12,opt,name=json_options,json=jsonOptions,proto3" json:"json_options,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
 	*x = Request{}
-	mi := &file_vrpc_proto_msgTypes[1]
+	mi := &file_vrpc_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +232,7 @@ func (x *Request) String() string {
 func (*Request) ProtoMessage() {}
 
 func (x *Request) ProtoReflect() protoreflect.Message {
-	mi := &file_vrpc_proto_msgTypes[1]
+	mi := &file_vrpc_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +245,7 @@ func (x *Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Request.ProtoReflect.Descriptor instead.
 func (*Request) Descriptor() ([]byte, []int) {
-	return file_vrpc_proto_rawDescGZIP(), []int{1}
+	return file_vrpc_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Request) GetVersion() uint32 {
@@ -265,6 +325,13 @@ func (x *Request) GetSentUnixNano() int64 {
 	return 0
 }
 
+func (x *Request) GetJsonOptions() *JSONOptions {
+	if x != nil {
+		return x.JsonOptions
+	}
+	return nil
+}
+
 // Response is the outcome of one Request.
 type Response struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -290,7 +357,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_vrpc_proto_msgTypes[2]
+	mi := &file_vrpc_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +369,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_vrpc_proto_msgTypes[2]
+	mi := &file_vrpc_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +382,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_vrpc_proto_rawDescGZIP(), []int{2}
+	return file_vrpc_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Response) GetVersion() uint32 {
@@ -386,10 +453,13 @@ var File_vrpc_proto protoreflect.FileDescriptor
 const file_vrpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vrpc.proto\x12\avrpc.v1\x1a\x17google/rpc/status.proto\"4\n" +
+	"vrpc.proto\x12\avrpc.v1\x1a\x17google/rpc/status.proto\"Z\n" +
+	"\vJSONOptions\x12&\n" +
+	"\x0fuse_proto_names\x18\x01 \x01(\bR\ruseProtoNames\x12#\n" +
+	"\remit_defaults\x18\x02 \x01(\bR\femitDefaults\"4\n" +
 	"\bMetadata\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xe7\x02\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xa0\x03\n" +
 	"\aRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1b\n" +
@@ -402,7 +472,8 @@ const file_vrpc_proto_rawDesc = "" +
 	"\bmetadata\x18\t \x03(\v2\x11.vrpc.v1.MetadataR\bmetadata\x12,\n" +
 	"\x12deadline_unix_nano\x18\n" +
 	" \x01(\x03R\x10deadlineUnixNano\x12$\n" +
-	"\x0esent_unix_nano\x18\v \x01(\x03R\fsentUnixNano\"\xd2\x02\n" +
+	"\x0esent_unix_nano\x18\v \x01(\x03R\fsentUnixNano\x127\n" +
+	"\fjson_options\x18\f \x01(\v2\x14.vrpc.v1.JSONOptionsR\vjsonOptions\"\xd2\x02\n" +
 	"\bResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -430,26 +501,28 @@ func file_vrpc_proto_rawDescGZIP() []byte {
 }
 
 var file_vrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_vrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_vrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_vrpc_proto_goTypes = []any{
 	(Encoding)(0),         // 0: vrpc.v1.Encoding
-	(*Metadata)(nil),      // 1: vrpc.v1.Metadata
-	(*Request)(nil),       // 2: vrpc.v1.Request
-	(*Response)(nil),      // 3: vrpc.v1.Response
-	(*status.Status)(nil), // 4: google.rpc.Status
+	(*JSONOptions)(nil),   // 1: vrpc.v1.JSONOptions
+	(*Metadata)(nil),      // 2: vrpc.v1.Metadata
+	(*Request)(nil),       // 3: vrpc.v1.Request
+	(*Response)(nil),      // 4: vrpc.v1.Response
+	(*status.Status)(nil), // 5: google.rpc.Status
 }
 var file_vrpc_proto_depIdxs = []int32{
 	0, // 0: vrpc.v1.Request.encoding:type_name -> vrpc.v1.Encoding
-	1, // 1: vrpc.v1.Request.metadata:type_name -> vrpc.v1.Metadata
-	0, // 2: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
-	4, // 3: vrpc.v1.Response.status:type_name -> google.rpc.Status
-	1, // 4: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
-	1, // 5: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	2, // 1: vrpc.v1.Request.metadata:type_name -> vrpc.v1.Metadata
+	1, // 2: vrpc.v1.Request.json_options:type_name -> vrpc.v1.JSONOptions
+	0, // 3: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
+	5, // 4: vrpc.v1.Response.status:type_name -> google.rpc.Status
+	2, // 5: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
+	2, // 6: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_vrpc_proto_init() }
@@ -463,7 +536,7 @@ func file_vrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrpc_proto_rawDesc), len(file_vrpc_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

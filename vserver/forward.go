@@ -11,9 +11,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/codec/schema"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
@@ -88,9 +92,10 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 			"vrpc: server %s has no target %q", s.cfg.Name, req.Target)}, received)
 		return
 	}
-	if req.Encoding != vrpcpb.Encoding_ENCODING_PROTO {
+	jsonCall := req.Encoding == vrpcpb.Encoding_ENCODING_JSON
+	if req.Encoding != vrpcpb.Encoding_ENCODING_PROTO && !jsonCall {
 		s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument,
-			"vrpc: payload encoding %s is not supported yet; send the protobuf encoding", req.Encoding)}, received)
+			"vrpc: payload encoding %d is not known to this server; send protobuf or JSON", req.Encoding)}, received)
 		return
 	}
 	callDeadline := received.Add(tgt.timeout)
@@ -100,30 +105,56 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 	ctx, cancel := context.WithDeadline(s.calls, callDeadline)
 	defer cancel()
 	// Resolve before the plugins run, so that they all see the full method
-	// name however the caller spelled it.
-	method, st := tgt.resolve(ctx, req.Method)
-	if st != nil {
-		s.reply(req, &Result{Status: st}, received)
-		return
+	// name however the caller spelled it. A full name with a protobuf
+	// payload needs no schema: the bytes pass through.
+	method, full := fullMethod(req.Method)
+	var desc protoreflect.MethodDescriptor
+	if !full || jsonCall {
+		var st *status.Status
+		if desc, st = tgt.describe(ctx, req.Method); st != nil {
+			s.reply(req, &Result{Status: st}, received)
+			return
+		}
+		method = schema.FullMethod(desc)
+	}
+	payload := req.Payload
+	if jsonCall {
+		var err error
+		if payload, err = tgt.schema.JSONToProto(ctx, desc, req.Payload); err != nil {
+			s.reply(req, &Result{Status: status.Convert(err)}, received)
+			return
+		}
 	}
 	call := &Call{
 		ID:         req.Id,
 		ClientID:   req.ClientId,
 		Target:     req.Target,
 		Method:     method,
-		Payload:    req.Payload,
+		Payload:    payload,
 		Metadata:   codec.MetadataFromWire(req.Metadata),
 		Deadline:   deadline,
 		SentAt:     time.Unix(0, req.SentUnixNano),
 		ReceivedAt: received,
 	}
-	s.reply(req, s.handler(ctx, call), received)
+	res := s.handler(ctx, call)
+	if jsonCall && res.Status == nil {
+		o := schema.JSONOptions{UseProtoNames: req.GetJsonOptions().GetUseProtoNames(), EmitDefaults: req.GetJsonOptions().GetEmitDefaults()}
+		if b, err := tgt.schema.ProtoToJSON(ctx, desc, res.Payload, o); err != nil {
+			res.Status, res.Payload = status.Convert(err), nil
+		} else {
+			res.Payload = b
+		}
+	}
+	s.reply(req, res, received)
 }
 
 // forward is the innermost handler: the gRPC call to the target, with the
 // request's bytes as they came and the reply's as they go.
 func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	tgt := s.targets[call.Target]
+	if call.Method == codec.ReflectionMethod {
+		return s.reflect(ctx, tgt, call)
+	}
 	if len(call.Metadata) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, call.Metadata)
 	}
@@ -145,6 +176,26 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	return res
 }
 
+// reflect answers one server reflection request with the target's own
+// reflection service (see codec.ReflectionMethod).
+func (s *Server) reflect(ctx context.Context, tgt *target, call *Call) *Result {
+	req := new(rpb.ServerReflectionRequest)
+	if err := proto.Unmarshal(call.Payload, req); err != nil {
+		return &Result{Status: status.Newf(codes.InvalidArgument, "vrpc: bad server reflection request: %v", err)}
+	}
+	start := time.Now()
+	resp, err := tgt.reflect(ctx, req, call.Metadata)
+	res := &Result{TargetTime: time.Since(start)}
+	if err != nil {
+		res.Status = status.Convert(err)
+		return res
+	}
+	if res.Payload, err = proto.Marshal(resp); err != nil {
+		res.Status = status.Newf(codes.Internal, "vrpc: encode reflection response: %v", err)
+	}
+	return res
+}
+
 // reply publishes the result to the request's reply address. Failures of
 // the bus are retried until the caller's deadline; a reply address that no
 // longer exists (the client has gone) is given up at once.
@@ -154,6 +205,7 @@ func (s *Server) reply(req *vrpcpb.Request, res *Result, received time.Time) {
 		Payload:          res.Payload,
 		Header:           codec.MetadataToWire(res.Header),
 		Trailer:          codec.MetadataToWire(res.Trailer),
+		Encoding:         req.Encoding,
 		ReceivedUnixNano: received.UnixNano(),
 		TargetNanos:      int64(res.TargetTime),
 	}

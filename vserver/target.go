@@ -3,7 +3,6 @@ package vserver
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -11,12 +10,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/codec/schema"
 )
 
 // target is one configured gRPC service and the conn to it.
@@ -24,11 +24,10 @@ type target struct {
 	name    string
 	conn    *grpc.ClientConn
 	timeout time.Duration
+	schema  *schema.Source
 
-	mu       sync.Mutex
-	methods  map[string][]string // short name -> full methods
-	all      []string
-	loadedAt time.Time
+	mu        sync.Mutex
+	lastReset time.Time
 }
 
 func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
@@ -48,7 +47,18 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("targets.%s.endpoint %q: %w", name, t.Endpoint, err)
 	}
-	return &target{name: name, conn: conn, timeout: timeout}, nil
+	tgt := &target{name: name, conn: conn, timeout: timeout}
+	if ts.DescriptorSet != "" {
+		if tgt.schema, err = schema.FromDescriptorSet(ts.DescriptorSet); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("targets.%s.settings.descriptor_set: %w", name, err)
+		}
+	} else {
+		tgt.schema = schema.NewSource(func(ctx context.Context, req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
+			return tgt.reflect(ctx, req, nil)
+		})
+	}
+	return tgt, nil
 }
 
 // retryPolicy retries UNAVAILABLE: gRPC's answer when it could not reach
@@ -60,96 +70,63 @@ func retryPolicy(maxRetries int) string {
 		"retryableStatusCodes":["UNAVAILABLE"]}}]}`, maxRetries+1)
 }
 
-// resolve turns the method of a request into a full gRPC method name. Full
-// names pass through; a short name ("Ping") is looked up among the methods
-// the target lists through server reflection, reloaded when a name is not
-// found (at most once a second).
-func (t *target) resolve(ctx context.Context, method string) (string, *status.Status) {
-	if method[0] == '/' {
-		return method, nil
+// reflect exchanges one request with the target's server reflection
+// service, on a stream of its own.
+func (t *target) reflect(ctx context.Context, req *rpb.ServerReflectionRequest, md metadata.MD) (*rpb.ServerReflectionResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream
+	if len(md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
-	if strings.Contains(method, "/") {
-		return "/" + method, nil
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	full := t.methods[method]
-	if len(full) == 0 && time.Since(t.loadedAt) > time.Second {
-		if err := t.load(ctx); err != nil {
-			return "", status.Newf(codes.Unimplemented,
-				"vrpc: cannot resolve short method name %q on target %s: %v; call it by its full name (/package.Service/%s)", method, t.name, err, method)
-		}
-		full = t.methods[method]
-	}
-	switch len(full) {
-	case 1:
-		return full[0], nil
-	case 0:
-		return "", status.Newf(codes.Unimplemented, "vrpc: target %s has no method %q (has: %s)", t.name, method, strings.Join(t.all, ", "))
-	default:
-		return "", status.Newf(codes.InvalidArgument, "vrpc: method %q is ambiguous on target %s: %s; use the full name", method, t.name, strings.Join(full, ", "))
-	}
-}
-
-// load lists the target's unary methods through grpc.reflection.v1.
-func (t *target) load(ctx context.Context) error {
 	stream, err := rpb.NewServerReflectionClient(t.conn).ServerReflectionInfo(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = stream.CloseSend() }()
-	ask := func(req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
-		if err := stream.Send(req); err != nil {
-			return nil, err
-		}
-		resp, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if e := resp.GetErrorResponse(); e != nil {
-			return nil, status.Error(codes.Code(e.ErrorCode), e.ErrorMessage)
-		}
-		return resp, nil
+	if err := stream.Send(req); err != nil {
+		return nil, err
 	}
-	resp, err := ask(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_ListServices{}})
+	_ = stream.CloseSend()
+	return stream.Recv()
+}
+
+// describe finds a method's descriptor by full or short name. When the
+// target says it has no such method, the cached schema is dropped and
+// asked again (at most once a second), in case the target was upgraded.
+func (t *target) describe(ctx context.Context, method string) (protoreflect.MethodDescriptor, *status.Status) {
+	md, err := t.schema.Resolve(ctx, method)
+	if status.Code(err) == codes.Unimplemented && t.mayReset() {
+		t.schema.Reset()
+		md, err = t.schema.Resolve(ctx, method)
+	}
 	if err != nil {
-		return fmt.Errorf("server reflection: %w", err)
+		st := status.Convert(err)
+		return nil, status.Newf(st.Code(), "vrpc: target %s: %s", t.name, st.Message())
 	}
-	methods := map[string][]string{}
-	var all []string
-	for _, svc := range resp.GetListServicesResponse().GetService() {
-		if strings.HasPrefix(svc.Name, "grpc.reflection.") {
-			continue
-		}
-		fr, err := ask(&rpb.ServerReflectionRequest{MessageRequest: &rpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: svc.Name}})
-		if err != nil {
-			return fmt.Errorf("server reflection of %s: %w", svc.Name, err)
-		}
-		for _, raw := range fr.GetFileDescriptorResponse().GetFileDescriptorProto() {
-			fd := new(descriptorpb.FileDescriptorProto)
-			if err := proto.Unmarshal(raw, fd); err != nil {
-				return fmt.Errorf("server reflection of %s: %w", svc.Name, err)
-			}
-			for _, sd := range fd.GetService() {
-				name := sd.GetName()
-				if fd.GetPackage() != "" {
-					name = fd.GetPackage() + "." + name
-				}
-				if name != svc.Name {
-					continue
-				}
-				for _, md := range sd.GetMethod() {
-					if md.GetClientStreaming() || md.GetServerStreaming() {
-						continue
-					}
-					full := "/" + name + "/" + md.GetName()
-					methods[md.GetName()] = append(methods[md.GetName()], full)
-					all = append(all, full)
-				}
-			}
-		}
+	if schema.Streaming(md) {
+		return nil, status.Newf(codes.Unimplemented, "vrpc: %s is a streaming method; vRPC carries unary calls only (streaming is not supported yet)", schema.FullMethod(md))
 	}
-	sort.Strings(all)
-	t.methods, t.all, t.loadedAt = methods, all, time.Now()
-	return nil
+	return md, nil
+}
+
+func (t *target) mayReset() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if time.Since(t.lastReset) < time.Second {
+		return false
+	}
+	t.lastReset = time.Now()
+	return true
+}
+
+// fullMethod normalizes a method name that is already full.
+func fullMethod(method string) (string, bool) {
+	switch {
+	case method == "":
+		return "", false
+	case method[0] == '/':
+		return method, true
+	case strings.Contains(method, "/"):
+		return "/" + method, true
+	}
+	return "", false
 }

@@ -53,10 +53,10 @@ func TestDemo(t *testing.T) {
 				text string
 				n    int
 			}{
-				{"status OK (as expected)", 5},
-				{"status INVALID_ARGUMENT (as expected)", 2},
+				{"status OK (as expected)", 6},
+				{"status INVALID_ARGUMENT (as expected)", 1},
 				{`error "message must not be empty"`, 1},
-				{"JSON calls are not supported yet", 1},
+				{`json {"message":"Hello vRPC","servedBy":"demo-target"}`, 1},
 				{`served_by="demo-target"`, 5},
 				{"All 7 calls ended with the expected status.", 1},
 				{"UNEXPECTED", 0},
