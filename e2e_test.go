@@ -144,3 +144,12 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 func protoUnmarshal(b []byte, m proto.Message) error { return proto.Unmarshal(b, m) }
 
 func newServer(cfg *vrpc.Config) (*vserver.Server, error) { return vserver.NewServer(cfg) }
+
+func mustTime(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

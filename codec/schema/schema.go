@@ -345,8 +345,9 @@ func (s *Source) ProtoToJSON(ctx context.Context, md protoreflect.MethodDescript
 	return compact.Bytes(), nil
 }
 
-// resolver finds message types for Any fields: first among the files
-// loaded, then by asking the target for the symbol.
+// resolver finds message types for Any fields: among the files loaded,
+// else by asking the target for the symbol. Only the target's own types
+// count, never those linked into this process.
 func (s *Source) resolver(ctx context.Context) *typeResolver {
 	return &typeResolver{s: s, ctx: ctx}
 }
@@ -367,9 +368,6 @@ func (r *typeResolver) types() *dynamicpb.Types {
 
 func (r *typeResolver) FindMessageByName(name protoreflect.FullName) (protoreflect.MessageType, error) {
 	if mt, err := r.types().FindMessageByName(name); err == nil {
-		return mt, nil
-	}
-	if mt, err := protoregistry.GlobalTypes.FindMessageByName(name); err == nil {
 		return mt, nil
 	}
 	if _, err := r.s.symbol(r.ctx, string(name)); err != nil {
