@@ -19,6 +19,8 @@ const (
 	DefaultMaxInFlight    = 1024
 	DefaultMaxMessageSize = 4 << 20
 	DefaultDrainTimeout   = 30 * time.Second
+	DefaultDedupSize      = 100000
+	DefaultDedupTTL       = 10 * time.Minute
 )
 
 // Config is the server configuration, server.yaml. See README.md for every
@@ -53,6 +55,31 @@ type Config struct {
 	MaxMessageSize int `json:"max_message_size,default=4194304"`
 	// DrainTimeout bounds how long Stop waits for in-flight calls.
 	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
+	// Dedup makes a request delivered again answered from its stored reply
+	// instead of calling the target twice.
+	Dedup DedupConf `json:"dedup"`
+}
+
+// DedupConf is dedup: where a server remembers the requests it served.
+type DedupConf struct {
+	// Store is memory (this server only), redis (shared by the servers of
+	// a target: use it when several serve one), or none.
+	Store string `json:"store,default=memory,options=memory|redis|none"`
+	// Size bounds the requests the memory store remembers.
+	Size int `json:"size,default=100000"`
+	// TTL is how long a reply is remembered.
+	TTL time.Duration `json:"ttl,default=10m"`
+	// Redis is the redis store's server.
+	Redis RedisConf `json:"redis,optional"`
+}
+
+// RedisConf is dedup.redis.
+type RedisConf struct {
+	Addr     string `json:"addr,default=127.0.0.1:6379"`
+	Password string `json:"password,optional"`
+	DB       int    `json:"db,optional"`
+	// Prefix is prepended to every key.
+	Prefix string `json:"prefix,default=vrpc:dedup:"`
 }
 
 // RpcServerConf is rpc_server_conf: the server's own gRPC endpoint.
@@ -114,6 +141,21 @@ func (c *Config) SetDefaults() {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.Dedup.Store == "" {
+		c.Dedup.Store = "memory"
+	}
+	if c.Dedup.Size == 0 {
+		c.Dedup.Size = DefaultDedupSize
+	}
+	if c.Dedup.TTL == 0 {
+		c.Dedup.TTL = DefaultDedupTTL
+	}
+	if c.Dedup.Redis.Addr == "" {
+		c.Dedup.Redis.Addr = "127.0.0.1:6379"
+	}
+	if c.Dedup.Redis.Prefix == "" {
+		c.Dedup.Redis.Prefix = "vrpc:dedup:"
+	}
 }
 
 // Validate reports every invalid value, naming its YAML key. go-zero's
@@ -169,6 +211,17 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain_timeout %v: must be positive", c.DrainTimeout)
+	}
+	switch c.Dedup.Store {
+	case "", "memory", "redis", "none":
+	default:
+		bad("dedup.store %q: want memory, redis or none", c.Dedup.Store)
+	}
+	if c.Dedup.Size < 0 {
+		bad("dedup.size %d: must be positive", c.Dedup.Size)
+	}
+	if c.Dedup.TTL < 0 {
+		bad("dedup.ttl %v: must be positive", c.Dedup.TTL)
 	}
 	return errors.Join(errs...)
 }

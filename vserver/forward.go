@@ -92,6 +92,10 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 			"vrpc: server %s has no target %q", s.cfg.Name, req.Target)}, received)
 		return
 	}
+	key, served := s.claim(req, deadline)
+	if served {
+		return
+	}
 	jsonCall := req.Encoding == vrpcpb.Encoding_ENCODING_JSON
 	if req.Encoding != vrpcpb.Encoding_ENCODING_PROTO && !jsonCall {
 		s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument,
@@ -137,6 +141,11 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 		ReceivedAt: received,
 	}
 	res := s.handler(ctx, call)
+	if key != "" && s.calls.Err() != nil && res.Status.Code() == codes.Unavailable {
+		// Cut short by Stop: let the next delivery run it.
+		_ = s.dedup.Release(context.Background(), key)
+		key = ""
+	}
 	if jsonCall && res.Status == nil {
 		o := schema.JSONOptions{UseProtoNames: req.GetJsonOptions().GetUseProtoNames(), EmitDefaults: req.GetJsonOptions().GetEmitDefaults()}
 		if b, err := tgt.schema.ProtoToJSON(ctx, desc, res.Payload, o); err != nil {
@@ -145,7 +154,38 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 			res.Payload = b
 		}
 	}
-	s.reply(req, res, received)
+	s.replyStored(req, res, received, key)
+}
+
+// claim checks the dedup store for req. It reports served when the request
+// has been (or is being) served already: the stored reply, if any, has been
+// published again and the delivery needs nothing more. Otherwise key is the
+// claim to complete with the reply ("" when deduplication is off or the
+// store failed: serving the call then wins over deduplicating it).
+func (s *Server) claim(req *vrpcpb.Request, deadline time.Time) (key string, served bool) {
+	if s.dedup == nil {
+		return "", false
+	}
+	key = req.ClientId + "\x00" + req.Id
+	ttl := s.cfg.Dedup.TTL
+	if !deadline.IsZero() {
+		ttl = time.Until(deadline) + time.Second // the claim outlives the call
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, claimed, err := s.dedup.Claim(ctx, key, ttl)
+	switch {
+	case err != nil:
+		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, req.Id)
+		return "", false
+	case claimed:
+		return key, false
+	}
+	s.duplicates.Add(1)
+	if reply != nil {
+		s.publish(req, reply)
+	}
+	return "", true
 }
 
 // forward is the innermost handler: the gRPC call to the target, with the
@@ -196,10 +236,16 @@ func (s *Server) reflect(ctx context.Context, tgt *target, call *Call) *Result {
 	return res
 }
 
-// reply publishes the result to the request's reply address. Failures of
-// the bus are retried until the caller's deadline; a reply address that no
-// longer exists (the client has gone) is given up at once.
+// reply publishes the result to the request's reply address.
 func (s *Server) reply(req *vrpcpb.Request, res *Result, received time.Time) {
+	s.replyStored(req, res, received, "")
+}
+
+// replyStored is reply that first keeps the encoded reply in the dedup
+// store under key (when key is set): a delivery of the same request that
+// comes after this point is answered from the store, even if this server
+// dies before publishing or acknowledging.
+func (s *Server) replyStored(req *vrpcpb.Request, res *Result, received time.Time, key string) {
 	resp := &vrpcpb.Response{
 		Id:               req.Id,
 		Payload:          res.Payload,
@@ -227,6 +273,18 @@ func (s *Server) reply(req *vrpcpb.Request, res *Result, received time.Time) {
 			return
 		}
 	}
+	if key != "" {
+		if err := s.dedup.Done(context.Background(), key, body, s.cfg.Dedup.TTL); err != nil {
+			logx.Errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, req.Id, err)
+		}
+	}
+	s.publish(req, body)
+}
+
+// publish sends an encoded reply to the request's reply address. Failures
+// of the bus are retried until the caller's deadline; a reply address that
+// no longer exists (the client has gone) is given up at once.
+func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 	deadline := time.Now().Add(5 * time.Second)
 	if req.DeadlineUnixNano != 0 {
 		if d := time.Unix(0, req.DeadlineUnixNano); d.After(deadline) {

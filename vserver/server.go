@@ -37,6 +37,8 @@ type Server struct {
 	cancelCalls context.CancelFunc
 	expired     atomic.Uint64
 	deadLetters atomic.Uint64
+	duplicates  atomic.Uint64
+	dedup       DedupStore // nil when dedup.store is none
 	work        chan *rpcbus.Delivery // to idle workers
 
 	mu      sync.Mutex
@@ -59,6 +61,12 @@ type Option interface{ apply(*Server) }
 type optionFunc func(*Server)
 
 func (f optionFunc) apply(s *Server) { f(s) }
+
+// WithDedupStore makes the server use store instead of the one the dedup
+// configuration names.
+func WithDedupStore(store DedupStore) Option {
+	return optionFunc(func(s *Server) { s.dedup = store })
+}
 
 // WithBus makes the server use bus instead of building one from
 // cfg.RpcBus. The server does not close it.
@@ -110,6 +118,15 @@ func NewServer(cfg *vrpc.Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 		s.bus, s.ownsBus = bus, true
+	}
+	if s.dedup == nil {
+		if s.dedup, err = newDedupStore(c.Dedup); err != nil {
+			s.closeTargets()
+			if s.ownsBus {
+				_ = s.bus.Close()
+			}
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -315,6 +332,9 @@ func (s *Server) shutdown() {
 	}
 	s.inflight.Wait()
 	s.closeTargets()
+	if c, ok := s.dedup.(*closingRedisDedup); ok {
+		_ = c.Close()
+	}
 	if s.ownsBus {
 		if err := s.bus.Close(); err != nil {
 			logx.Errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
@@ -339,9 +359,12 @@ type Stats struct {
 	Expired uint64
 	// DeadLetters counts messages set aside because they could not be read.
 	DeadLetters uint64
+	// Duplicates counts deliveries of requests already served (or being
+	// served), answered from the dedup store without calling the target.
+	Duplicates uint64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{Expired: s.expired.Load(), DeadLetters: s.deadLetters.Load()}
+	return Stats{Expired: s.expired.Load(), DeadLetters: s.deadLetters.Load(), Duplicates: s.duplicates.Load()}
 }
