@@ -38,7 +38,7 @@ type Server struct {
 	expired     atomic.Uint64
 	deadLetters atomic.Uint64
 	duplicates  atomic.Uint64
-	dedup       DedupStore // nil when dedup.store is none
+	dedup       DedupStore            // nil when dedup.store is none
 	work        chan *rpcbus.Delivery // to idle workers
 
 	mu      sync.Mutex
