@@ -2,6 +2,7 @@ package vrpc
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/nextpkg/vrpc/internal/settings"
 )
@@ -9,10 +10,16 @@ import (
 // TargetSettings are the keys of targets.<name>.settings.
 type TargetSettings struct {
 	// MaxRetries retries a call that failed with UNAVAILABLE, with
-	// exponential backoff, within the call's deadline. gRPC returns
-	// UNAVAILABLE when it could not reach the target, so the target has not
-	// executed such a call.
+	// exponential backoff and jitter, within the call's deadline. gRPC
+	// returns UNAVAILABLE when it could not reach the target (connection
+	// refused, connection lost before the request was sent), so the target
+	// has not executed such a call; a target that returns UNAVAILABLE itself
+	// says the same by convention.
 	MaxRetries int `json:"max_retries"`
+	// IdempotentMethods ("pkg.Service/Method", or "pkg.Service" for all its
+	// methods) are also retried after ABORTED, RESOURCE_EXHAUSTED, INTERNAL
+	// and UNKNOWN, which may come after the target ran the call.
+	IdempotentMethods []string `json:"idempotent_methods"`
 	// DescriptorSet is a file holding the target's compiled descriptors
 	// (protoc --descriptor_set_out --include_imports), used instead of its
 	// server reflection to resolve short method names and transcode JSON.
@@ -28,6 +35,12 @@ func ParseTargetSettings(name string, m map[string]any) (TargetSettings, error) 
 	}
 	if s.MaxRetries < 0 || s.MaxRetries > 4 {
 		return s, fmt.Errorf("%s.max_retries %d: must be 0 to 4 (gRPC allows at most 5 attempts)", prefix, s.MaxRetries)
+	}
+	for i, m := range s.IdempotentMethods {
+		svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+		if svc == "" || strings.Contains(method, "/") {
+			return s, fmt.Errorf("%s.idempotent_methods[%d] %q: want package.Service/Method or package.Service", prefix, i, m)
+		}
 	}
 	return s, nil
 }

@@ -2,6 +2,7 @@ package vserver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -41,7 +42,7 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
 	if ts.MaxRetries > 0 {
-		opts = append(opts, grpc.WithDefaultServiceConfig(retryPolicy(ts.MaxRetries)))
+		opts = append(opts, grpc.WithDefaultServiceConfig(retryPolicy(ts)))
 	}
 	conn, err := grpc.NewClient(t.Endpoint, opts...)
 	if err != nil {
@@ -61,13 +62,33 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 	return tgt, nil
 }
 
-// retryPolicy retries UNAVAILABLE: gRPC's answer when it could not reach
-// the target, so the target has not executed the call. grpc-go bounds the
-// retries by the call's deadline.
-func retryPolicy(maxRetries int) string {
-	return fmt.Sprintf(`{"methodConfig":[{"name":[{}],"retryPolicy":{
-		"maxAttempts":%d,"initialBackoff":"0.05s","maxBackoff":"1s","backoffMultiplier":2,
-		"retryableStatusCodes":["UNAVAILABLE"]}}]}`, maxRetries+1)
+// retryPolicy is the gRPC service config of a target's retries (see
+// vrpc.TargetSettings): UNAVAILABLE for every method, more codes for the
+// idempotent ones. grpc-go backs off exponentially with jitter and never
+// retries past the call's deadline.
+func retryPolicy(ts vrpc.TargetSettings) string {
+	policy := func(codes ...string) map[string]any {
+		return map[string]any{
+			"maxAttempts": ts.MaxRetries + 1, "initialBackoff": "0.05s", "maxBackoff": "1s",
+			"backoffMultiplier": 2, "retryableStatusCodes": codes,
+		}
+	}
+	configs := []map[string]any{{"name": []map[string]string{{}}, "retryPolicy": policy("UNAVAILABLE")}}
+	if len(ts.IdempotentMethods) > 0 {
+		var names []map[string]string
+		for _, m := range ts.IdempotentMethods {
+			svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+			name := map[string]string{"service": svc}
+			if method != "" {
+				name["method"] = method
+			}
+			names = append(names, name)
+		}
+		configs = append(configs, map[string]any{"name": names,
+			"retryPolicy": policy("UNAVAILABLE", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN")})
+	}
+	b, _ := json.Marshal(map[string]any{"methodConfig": configs})
+	return string(b)
 }
 
 // reflect exchanges one request with the target's server reflection

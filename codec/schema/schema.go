@@ -289,8 +289,8 @@ func (s *Source) build() error {
 func (s *Source) ask(ctx context.Context, req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
 	resp, err := s.ex(ctx, req)
 	if err != nil {
-		if status.Code(err) == codes.Unimplemented {
-			return nil, status.Errorf(codes.Unimplemented, "the target has no server reflection (grpc.reflection.v1): %v", status.Convert(err).Message())
+		if st := status.Convert(err); st.Code() == codes.Unimplemented && strings.Contains(st.Message(), "grpc.reflection") {
+			return nil, status.Errorf(codes.Unimplemented, "the target has no server reflection (grpc.reflection.v1): %v", st.Message())
 		}
 		return nil, err
 	}
