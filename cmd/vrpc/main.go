@@ -111,7 +111,7 @@ Start with 'vrpc demo': it needs nothing but Go.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{exitUsage, fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newVersionCmd(), newServeCmd(), newDemoCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newDemoCmd(), newBenchCmd(), newCallCmd(), newListCmd())
 	return root
 }
 
