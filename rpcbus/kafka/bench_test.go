@@ -128,8 +128,10 @@ func benchRoundTrip(b *testing.B, callers int, set map[string]any) {
 }
 
 // BenchmarkRoundTripFetchWait compares fetch_max_wait values: a fetch
-// returns as soon as a record arrives, so a short wait should not lower
-// latency, only add idle fetches.
+// returns as soon as a record arrives, so in a steady group a short wait
+// should not lower latency, only add idle fetches. (It does bound how long
+// the messages of a partition gained in a rebalance wait: see the package
+// documentation.)
 func BenchmarkRoundTripFetchWait(b *testing.B) {
 	for _, wait := range []string{"10ms", "5s"} {
 		for _, callers := range []int{1, 64} {

@@ -25,9 +25,11 @@
 //	heartbeat_interval  of group members; default 3s
 //	revoke_timeout      how long a member losing partitions waits for their
 //	                    deliveries to be acknowledged; default 10s
-//	fetch_max_wait      how long a fetch waits for records; default 5s (a
-//	                    fetch returns as soon as a record arrives, so a
-//	                    shorter wait adds idle fetches, not speed)
+//	fetch_max_wait      how long a fetch waits for records; default 500ms.
+//	                    A fetch returns as soon as a record arrives, but
+//	                    partitions a member gains in a rebalance join its
+//	                    fetches only when the one in flight returns: on a
+//	                    quiet topic their messages wait up to this long
 //
 // and embedded also data_dir, a directory in which the broker keeps its data
 // across restarts (default: memory only).

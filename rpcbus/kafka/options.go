@@ -61,7 +61,10 @@ func defaultOptions() options {
 		SessionTimeout:    settings.Duration(45 * time.Second),
 		HeartbeatInterval: settings.Duration(3 * time.Second),
 		RevokeTimeout:     settings.Duration(10 * time.Second),
-		FetchMaxWait:      settings.Duration(5 * time.Second),
+		// Not franz-go's 5s: a partition a member gains in a rebalance is
+		// fetched only once the fetch in flight returns, so on a quiet topic
+		// its requests would wait that long. 500ms is Kafka's own default.
+		FetchMaxWait: settings.Duration(500 * time.Millisecond),
 	}
 }
 
