@@ -1,0 +1,416 @@
+package nats
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+func init() {
+	rpcbus.Register("nats", func(cfg rpcbus.Config) (rpcbus.Bus, error) {
+		b, err := New(cfg)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return b, nil
+	})
+}
+
+const (
+	// maxKnownTopics bounds the cache of topics whose stream this bus has
+	// made sure of; past the bound the cache starts over.
+	maxKnownTopics = 10000
+	// closeTimeout bounds the clean-up of Close calls whose context has
+	// ended: draining a subscription, deleting private consumers, waiting
+	// for the connection to close.
+	closeTimeout = 5 * time.Second
+	// defaultPublishTimeout bounds a Publish whose context has no deadline.
+	defaultPublishTimeout = 30 * time.Second
+)
+
+// Bus is a vRPC bus on NATS JetStream. It implements rpcbus.Bus,
+// rpcbus.Inboxer and rpcbus.TopicCreator. All its methods are safe for
+// concurrent use.
+type Bus struct {
+	o        options
+	servers  []string
+	nc       *natsgo.Conn
+	js       jetstream.JetStream
+	closedCh chan struct{} // closed once the connection is closed
+
+	known  sync.Map // topic → struct{}: streams this bus made sure of
+	knownN atomic.Int64
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	open   map[closer]struct{} // subscriptions and inboxes not yet closed
+	wg     sync.WaitGroup      // the subscriptions' goroutines
+}
+
+// closer is a subscription or inbox that Bus.Close closes if its owner
+// did not.
+type closer interface{ closeNow() }
+
+var _ interface {
+	rpcbus.Bus
+	rpcbus.Inboxer
+	rpcbus.TopicCreator
+} = (*Bus)(nil)
+
+// New connects a bus of type nats to the servers in cfg.Brokers (default
+// nats://127.0.0.1:4222), configured by cfg.Settings as the package
+// documentation describes. It fails if no server can be reached now; once
+// connected, the bus reconnects on its own for as long as it is open.
+func New(cfg rpcbus.Config) (*Bus, error) {
+	o, err := decodeOptions(cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	servers := cfg.Brokers
+	if len(servers) == 0 {
+		servers = []string{defaultServer}
+	}
+	for i, s := range servers {
+		if strings.TrimSpace(s) == "" {
+			return nil, fmt.Errorf("rpc_bus.brokers[%d] is empty: give a NATS server address such as %s", i, defaultServer)
+		}
+	}
+	b := &Bus{
+		o:        o,
+		servers:  slices.Clone(servers),
+		closedCh: make(chan struct{}),
+		open:     make(map[closer]struct{}),
+	}
+	nc, err := natsgo.Connect(strings.Join(servers, ","), o.connectOptions(
+		natsgo.ReconnectHandler(func(*natsgo.Conn) { b.reconnected() }),
+		natsgo.ClosedHandler(func(*natsgo.Conn) { close(b.closedCh) }),
+		// Without a handler nats.go prints asynchronous errors (a slow
+		// inbox handler, say) to stderr; vRPC sees their effect as
+		// deadlines.
+		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w; is a NATS server running there? "+
+			"Start one with JetStream enabled: nats-server -js", strings.Join(servers, ", "), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("nats: JetStream on %s: %w", strings.Join(servers, ", "), err)
+	}
+	b.nc, b.js = nc, js
+	return b, nil
+}
+
+// Servers returns the addresses the bus was given.
+func (b *Bus) Servers() []string { return slices.Clone(b.servers) }
+
+// MaxPayload is the largest Value the bus carries with a key of up to 32
+// bytes and no headers: the server's max_payload (1 MiB unless configured
+// otherwise) less room for the key's header.
+func (b *Bus) MaxPayload() int { return int(b.nc.MaxPayload()) - headerBudget }
+
+// Publish sends msg to topic. To a request topic it publishes with
+// JetStream and returns once the stream has stored the message; if no
+// stream carries topic the error wraps rpcbus.ErrUnknownTopic. To an inbox
+// address it publishes with core NATS and returns once the message is
+// buffered for the server, without knowing whether any inbox listens (see
+// "Inboxes" in the package documentation). A message over the server's
+// max_payload gives an error wrapping rpcbus.ErrMessageTooLarge.
+//
+// While the connection is down a request waits for it until ctx is done;
+// if ctx ends first the message may still be sent after a reconnect. A
+// context without a deadline is given one of 30s.
+func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
+	if msg == nil {
+		return fmt.Errorf("nats: publish to %q: nil message", topic)
+	}
+	if b.closed.Load() {
+		return fmt.Errorf("nats: publish to %q: %w", topic, rpcbus.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nats: publish to %q: %w", topic, err)
+	}
+	m := &natsgo.Msg{Subject: topic, Data: msg.Value, Header: encodeHeader(msg)}
+	if isInbox(topic) {
+		if err := b.nc.PublishMsg(m); err != nil {
+			return b.publishError(topic, m, err)
+		}
+		return nil
+	}
+	if err := checkTopic(topic); err != nil {
+		return fmt.Errorf("nats: publish: %w: %w", rpcbus.ErrUnknownTopic, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
+		defer cancel()
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		resp, err := b.nc.RequestMsgWithContext(ctx, m)
+		if err == nil {
+			return b.pubAck(topic, resp)
+		}
+		if !errors.Is(err, natsgo.ErrNoResponders) {
+			return b.publishError(topic, m, err)
+		}
+		// No stream took the message. Ask JetStream whether one carries
+		// topic: a stream being restored or electing a leader does not
+		// answer either, and is worth waiting for.
+		_, lerr := b.js.StreamNameBySubject(ctx, topic)
+		switch {
+		case errors.Is(lerr, jetstream.ErrStreamNotFound):
+			b.known.Delete(topic)
+			return fmt.Errorf("nats: publish to %q: %w (no JetStream stream carries it; CreateTopics or Subscribe creates one)",
+				topic, rpcbus.ErrUnknownTopic)
+		case errors.Is(lerr, natsgo.ErrNoResponders), errors.Is(lerr, jetstream.ErrJetStreamNotEnabled):
+			return fmt.Errorf("nats: publish to %q: JetStream does not answer on %s (is the server started with -js?): %w",
+				topic, b.nc.ConnectedUrlRedacted(), lerr)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("nats: publish to %q: %w (its stream did not answer)", topic, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// pubAck checks the stream's answer to a publish.
+func (b *Bus) pubAck(topic string, resp *natsgo.Msg) error {
+	// The common answer, {"stream":"name","seq":n}, needs no decoding.
+	if bytes.HasPrefix(resp.Data, []byte(`{"stream":"`)) && !bytes.Contains(resp.Data, []byte(`"error"`)) {
+		return nil
+	}
+	var ack struct {
+		Stream string              `json:"stream"`
+		Error  *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return fmt.Errorf("nats: publish to %q: unreadable acknowledgement %q: %w", topic, resp.Data, err)
+	}
+	switch {
+	case ack.Error != nil && ack.Error.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
+		return fmt.Errorf("nats: publish to %q: %w: %w", topic, rpcbus.ErrMessageTooLarge, ack.Error)
+	case ack.Error != nil:
+		return fmt.Errorf("nats: publish to %q: the stream refused it: %w", topic, ack.Error)
+	case ack.Stream == "":
+		return fmt.Errorf("nats: publish to %q: acknowledgement %q names no stream", topic, resp.Data)
+	}
+	return nil
+}
+
+func (b *Bus) publishError(topic string, m *natsgo.Msg, err error) error {
+	switch {
+	case errors.Is(err, natsgo.ErrMaxPayload):
+		return fmt.Errorf("nats: publish %d bytes to %q: %w (the server's max_payload is %d bytes, headers included)",
+			len(m.Data), topic, rpcbus.ErrMessageTooLarge, b.nc.MaxPayload())
+	case errors.Is(err, natsgo.ErrBadSubject):
+		return fmt.Errorf("nats: publish to %q: %w (not a valid subject)", topic, rpcbus.ErrUnknownTopic)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		if !b.nc.IsConnected() {
+			return fmt.Errorf("nats: publish to %q: %w (not connected to NATS: %s)", topic, err, b.nc.Status())
+		}
+		return fmt.Errorf("nats: publish to %q: %w", topic, err)
+	}
+	return fmt.Errorf("nats: publish to %q: %w", topic, b.connErr(err))
+}
+
+// connErr turns the error of a closed connection into rpcbus.ErrClosed
+// when the bus has been closed.
+func (b *Bus) connErr(err error) error {
+	if b.closed.Load() && errors.Is(err, natsgo.ErrConnectionClosed) {
+		return fmt.Errorf("%w (%w)", rpcbus.ErrClosed, err)
+	}
+	return err
+}
+
+// jsErr is connErr, with what to do when the server has no JetStream.
+func (b *Bus) jsErr(err error) error {
+	err = b.connErr(err)
+	if errors.Is(err, natsgo.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return fmt.Errorf("%w (is JetStream enabled? start the server with -js)", err)
+	}
+	return err
+}
+
+// CreateTopics makes sure each topic has its stream, creating those that
+// are missing with the max_age, max_bytes, replicas and storage settings.
+// A stream that exists is left as it is. Until a group subscribes to a
+// topic, its stream keeps what is published to it (see "Retention" in the
+// package documentation).
+func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
+	if b.closed.Load() {
+		return fmt.Errorf("nats: create topics %q: %w", topics, rpcbus.ErrClosed)
+	}
+	for _, t := range topics {
+		if err := checkTopic(t); err != nil {
+			return fmt.Errorf("nats: create topics: %w", err)
+		}
+	}
+	for _, t := range topics {
+		if _, ok := b.known.Load(t); ok {
+			continue
+		}
+		if err := b.ensureStream(ctx, t); err != nil {
+			return err
+		}
+		if err := b.keep(ctx, t); err != nil {
+			return err
+		}
+		b.remember(t)
+	}
+	return nil
+}
+
+// ensureStream creates the stream of topic unless it exists.
+func (b *Bus) ensureStream(ctx context.Context, topic string) error {
+	cfg := b.o.streamConfig(topic)
+	_, err := b.js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// It exists with other settings: another process's, or earlier
+		// ones. The first creator's settings stand.
+		var s jetstream.Stream
+		if s, err = b.js.Stream(ctx, cfg.Name); err == nil && !slices.Contains(s.CachedInfo().Config.Subjects, topic) {
+			err = fmt.Errorf("stream %s exists but carries %q, not %q", cfg.Name, s.CachedInfo().Config.Subjects, topic)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("nats: create the stream of topic %q: %w", topic, b.jsErr(err))
+	}
+	b.remember(topic)
+	return nil
+}
+
+// keep gives topic's stream the keeper consumer if it has no consumer at
+// all: with interest retention, a stream without consumers would drop
+// what is published to it. The first group to subscribe removes the
+// keeper. Each side checks after its own change, so that whatever the
+// interleaving of a CreateTopics and a Subscribe, the keeper does not
+// outlive the group's arrival.
+func (b *Bus) keep(ctx context.Context, topic string) error {
+	stream := streamName(topic)
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("nats: create topic %q: reading stream %s: %w", topic, stream, b.jsErr(err))
+	}
+	if s.CachedInfo().State.Consumers > 0 {
+		return nil
+	}
+	_, err = b.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       keeperName,
+		Description:   fmt.Sprintf("keeps what is published to vRPC topic %q until a group consumes it", topic),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("nats: create topic %q: creating the keeper of stream %s: %w", topic, stream, b.jsErr(err))
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("nats: create topic %q: reading stream %s: %w", topic, stream, b.jsErr(err))
+	}
+	if info.State.Consumers > 1 { // a group arrived meanwhile
+		err := b.js.DeleteConsumer(ctx, stream, keeperName)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("nats: create topic %q: removing the keeper of stream %s: %w", topic, stream, b.jsErr(err))
+		}
+	}
+	return nil
+}
+
+func (b *Bus) remember(topic string) {
+	if _, loaded := b.known.LoadOrStore(topic, struct{}{}); loaded {
+		return
+	}
+	if b.knownN.Add(1) > maxKnownTopics {
+		b.known.Clear()
+		b.knownN.Store(0)
+	}
+}
+
+// reconnected tells every subscription that its pull requests were lost
+// with the old connection.
+func (b *Bus) reconnected() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.open {
+		if s, ok := c.(*subscription); ok {
+			s.reset()
+		}
+	}
+}
+
+// add registers c to be closed by Bus.Close; false if the bus is closed.
+// A subscription's goroutine is counted here, under the lock, so that
+// Close waits for it.
+func (b *Bus) add(c closer) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return false
+	}
+	b.open[c] = struct{}{}
+	if _, ok := c.(*subscription); ok {
+		b.wg.Add(1)
+	}
+	return true
+}
+
+func (b *Bus) remove(c closer) {
+	b.mu.Lock()
+	delete(b.open, c)
+	b.mu.Unlock()
+}
+
+// Close closes the subscriptions and inboxes still open, giving back the
+// deliveries they hold without waiting for acknowledgements, waits until
+// their handlers have returned, flushes what is buffered (replies,
+// acknowledgements) and closes the connection. It must not be called from
+// a handler. Calling it again does nothing.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	open := make([]closer, 0, len(b.open))
+	for c := range b.open {
+		open = append(open, c)
+	}
+	b.open = nil
+	b.mu.Unlock()
+
+	// In parallel: each subscription giving deliveries back waits half a
+	// second (see pullHeartbeat).
+	var closing sync.WaitGroup
+	for _, c := range open {
+		closing.Go(c.closeNow)
+	}
+	closing.Wait()
+	b.wg.Wait()
+	b.nc.Close() // flushes first
+	t := time.NewTimer(closeTimeout)
+	defer t.Stop()
+	select {
+	case <-b.closedCh:
+	case <-t.C:
+	}
+	return nil
+}
