@@ -1,0 +1,315 @@
+package amqp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/nextpkg/vrpc/internal/settings"
+)
+
+const settingsPrefix = "rpc_bus.settings"
+
+// Defaults and bounds of rpc_bus.settings. See the package documentation.
+const (
+	defaultHost            = "127.0.0.1"
+	defaultPort            = "5672"
+	defaultTLSPort         = "5671"
+	defaultExchange        = "vrpc"
+	defaultMaxMessageBytes = 16 << 20
+	minMaxMessageBytes     = 1 << 10
+	// maxMaxMessageBytes is RabbitMQ's own ceiling for max_message_size.
+	maxMaxMessageBytes = 512 << 20
+	// maxPrefetch is the largest prefetch count basic.qos can carry (a
+	// 16-bit field).
+	maxPrefetch = 65535
+	// maxNameBytes is the AMQP limit on queue and exchange names and
+	// routing keys (short strings).
+	maxNameBytes = 255
+)
+
+// options are the decoded rpc_bus.settings of type amqp.
+type options struct {
+	Vhost                 string            `json:"vhost"`
+	Username              string            `json:"username"`
+	Password              string            `json:"password"`
+	AuthMechanism         string            `json:"auth_mechanism"`
+	TLS                   bool              `json:"tls"`
+	TLSCAFile             string            `json:"tls_ca_file"`
+	TLSCertFile           string            `json:"tls_cert_file"`
+	TLSKeyFile            string            `json:"tls_key_file"`
+	TLSServerName         string            `json:"tls_server_name"`
+	TLSInsecureSkipVerify bool              `json:"tls_insecure_skip_verify"`
+	Exchange              string            `json:"exchange"`
+	QueueType             string            `json:"queue_type"`
+	QueueExpires          settings.Duration `json:"queue_expires"`
+	Persistent            bool              `json:"persistent"`
+	Prefetch              int               `json:"prefetch"`
+	MaxMessageBytes       int               `json:"max_message_bytes"`
+	Heartbeat             settings.Duration `json:"heartbeat"`
+	DialTimeout           settings.Duration `json:"dial_timeout"`
+	ConfirmTimeout        settings.Duration `json:"confirm_timeout"`
+	ReconnectBackoff      settings.Duration `json:"reconnect_backoff"`
+	ConnectionName        string            `json:"connection_name"`
+
+	tls *tls.Config // built from the tls_* keys; nil for plain TCP
+}
+
+func defaultOptions() options {
+	return options{
+		Vhost:            "/",
+		Username:         "guest",
+		Password:         "guest",
+		AuthMechanism:    "plain",
+		Exchange:         defaultExchange,
+		QueueType:        "quorum",
+		Persistent:       true,
+		MaxMessageBytes:  defaultMaxMessageBytes,
+		Heartbeat:        settings.Duration(10 * time.Second),
+		DialTimeout:      settings.Duration(10 * time.Second),
+		ConfirmTimeout:   settings.Duration(30 * time.Second),
+		ReconnectBackoff: settings.Duration(5 * time.Second),
+		ConnectionName:   "vrpc",
+	}
+}
+
+// decodeOptions decodes m strictly into the amqp options: an unknown key,
+// a value of the wrong type or out of range is an error naming the key.
+func decodeOptions(m map[string]any) (options, error) {
+	o := defaultOptions()
+	known := settings.Keys(&o)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the first bad key deterministically
+	for _, k := range keys {
+		if !contains(known, k) {
+			hint := ""
+			if s := closest(k, known); s != "" {
+				hint = fmt.Sprintf("did you mean %s? ", s)
+			}
+			return o, badSetting(k, "unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
+		}
+		// One key at a time, so that a type error names its key.
+		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, &o); err != nil {
+			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
+		}
+	}
+	if err := o.validate(); err != nil {
+		return o, err
+	}
+	return o, o.loadTLS()
+}
+
+func (o *options) validate() error {
+	switch o.QueueType {
+	case "quorum", "classic":
+	default:
+		return badSetting("queue_type", "%q is not supported (want quorum, or classic for brokers without quorum queues)", o.QueueType)
+	}
+	switch {
+	case o.Exchange == "":
+		return badSetting("exchange", "must not be empty")
+	case len(o.Exchange) > maxNameBytes:
+		return badSetting("exchange", "%q is longer than %d bytes", o.Exchange, maxNameBytes)
+	case strings.HasPrefix(o.Exchange, "amq."):
+		return badSetting("exchange", "%q: names starting with amq. are reserved by the broker", o.Exchange)
+	}
+	if o.Vhost == "" {
+		return badSetting("vhost", `must not be empty (the default virtual host is "/")`)
+	}
+	if o.Username == "" {
+		return badSetting("username", "must not be empty")
+	}
+	if o.Prefetch < 0 || o.Prefetch > maxPrefetch {
+		return badSetting("prefetch", "%d is out of range (want 0 for the subscription's MaxInFlight, or 1 to %d)", o.Prefetch, maxPrefetch)
+	}
+	if o.MaxMessageBytes < minMaxMessageBytes || o.MaxMessageBytes > maxMaxMessageBytes {
+		return badSetting("max_message_bytes", "%d is out of range (want %d to %d bytes, and at most the broker's max_message_size)",
+			o.MaxMessageBytes, minMaxMessageBytes, maxMaxMessageBytes)
+	}
+	if e := time.Duration(o.QueueExpires); e != 0 && (e < time.Second || e > 365*24*time.Hour) {
+		return badSetting("queue_expires", "%v is out of range (want 0 for never, or 1s to 8760h)", e)
+	}
+	for _, d := range []struct {
+		key      string
+		v        settings.Duration
+		min, max time.Duration
+	}{
+		{"heartbeat", o.Heartbeat, time.Second, time.Hour},
+		{"dial_timeout", o.DialTimeout, 10 * time.Millisecond, 10 * time.Minute},
+		{"confirm_timeout", o.ConfirmTimeout, 10 * time.Millisecond, time.Hour},
+		{"reconnect_backoff", o.ReconnectBackoff, 10 * time.Millisecond, 10 * time.Minute},
+	} {
+		if v := time.Duration(d.v); v < d.min || v > d.max {
+			return badSetting(d.key, "%v is out of range (want %v to %v)", v, d.min, d.max)
+		}
+	}
+	switch o.AuthMechanism {
+	case "plain":
+	case "external":
+		if o.TLSCertFile == "" {
+			return badSetting("auth_mechanism", "external authenticates with the client certificate: set tls_cert_file and tls_key_file")
+		}
+	default:
+		return badSetting("auth_mechanism", "%q is not supported (want plain, or external for a client certificate)", o.AuthMechanism)
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		return badSetting("tls_cert_file", "tls_cert_file and tls_key_file go together (a client certificate and its key)")
+	}
+	return nil
+}
+
+// useTLS reports whether connections use TLS: tls is set, or any TLS file
+// or option is.
+func (o *options) useTLS() bool {
+	return o.TLS || o.TLSCAFile != "" || o.TLSCertFile != "" || o.TLSServerName != "" || o.TLSInsecureSkipVerify
+}
+
+// loadTLS reads the CA and client certificate files, so that a missing or
+// bad file is reported at start-up with its key.
+func (o *options) loadTLS() error {
+	if !o.useTLS() {
+		return nil
+	}
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         o.TLSServerName,
+		InsecureSkipVerify: o.TLSInsecureSkipVerify, //nolint:gosec // the operator's explicit choice
+	}
+	if o.TLSCAFile != "" {
+		pem, err := os.ReadFile(o.TLSCAFile)
+		if err != nil {
+			return badSetting("tls_ca_file", "%v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return badSetting("tls_ca_file", "%s holds no PEM certificate", o.TLSCAFile)
+		}
+	}
+	if o.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
+		if err != nil {
+			return badSetting("tls_cert_file", "loading the key pair %s and %s: %v", o.TLSCertFile, o.TLSKeyFile, err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	o.tls = c
+	return nil
+}
+
+// brokerAddrs checks rpc_bus.brokers and returns them as host:port, with
+// the AMQP port (5671 with TLS) where none is given.
+func brokerAddrs(brokers []string, useTLS bool) ([]string, error) {
+	if len(brokers) == 0 {
+		brokers = []string{defaultHost}
+	}
+	port := defaultPort
+	if useTLS {
+		port = defaultTLSPort
+	}
+	addrs := make([]string, 0, len(brokers))
+	for i, b := range brokers {
+		key := "rpc_bus.brokers[" + strconv.Itoa(i) + "]"
+		if strings.Contains(b, "://") || strings.ContainsAny(b, "@/") {
+			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: give host:port; the user, password, "+
+				"vhost and TLS go in rpc_bus.settings (username, password, vhost, tls)", b)}
+		}
+		host, p, err := net.SplitHostPort(b)
+		if err != nil {
+			host, p = b, port // no port
+			if strings.Count(b, ":") > 1 && !strings.HasPrefix(b, "[") {
+				return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: write an IPv6 address as [addr]:port", b)}
+			}
+		}
+		if host == "" {
+			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: no host", b)}
+		}
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: bad port %q", b, p)}
+		}
+		addrs = append(addrs, net.JoinHostPort(host, p))
+	}
+	return addrs, nil
+}
+
+// amqpConfig is the connection configuration of every dial.
+func (o *options) amqpConfig(role string) amqp.Config {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(o.ConnectionName + " (" + role + ")")
+	// A fresh PlainAuth each time: the library may clear credentials it
+	// was given once the handshake is done.
+	var auth amqp.Authentication = &amqp.PlainAuth{Username: o.Username, Password: o.Password}
+	if o.AuthMechanism == "external" {
+		auth = &amqp.ExternalAuth{}
+	}
+	c := amqp.Config{
+		SASL:       []amqp.Authentication{auth},
+		Vhost:      o.Vhost,
+		Heartbeat:  time.Duration(o.Heartbeat),
+		Properties: props,
+		Locale:     "en_US",
+	}
+	if o.tls != nil {
+		c.TLSClientConfig = o.tls.Clone()
+	}
+	return c
+}
+
+// queueArgs are the arguments of the durable queue of a topic and group.
+func (o *options) queueArgs() amqp.Table {
+	args := amqp.Table{amqp.QueueTypeArg: o.QueueType}
+	if e := time.Duration(o.QueueExpires); e > 0 {
+		args[amqp.QueueTTLArg] = e.Milliseconds()
+	}
+	return args
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// closest returns the known key nearest to k if it is a likely typo.
+func closest(k string, known []string) string {
+	best, bestD := "", 3 // at most two edits away
+	for _, s := range known {
+		if d := editDistance(k, s); d < bestD {
+			best, bestD = s, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
