@@ -1,0 +1,176 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+const (
+	// inboxBatch is how many entries one XREAD of an inbox returns at most.
+	inboxBatch = 1000
+	// inboxDeleteTimeout bounds the deletion of a closed inbox's stream,
+	// which expires anyway.
+	inboxDeleteTimeout = time.Second
+)
+
+// Inbox opens a reply address of its own: the address is name, a dot and a
+// random suffix, so that several inboxes with one name (client instances
+// sharing a client id) never share a stream. Its stream is created, empty,
+// before Inbox returns, and read from its start by a connection of the
+// inbox's own: every message published to the address after Inbox returned
+// reaches h. The stream expires inbox_ttl after the inbox stops refreshing
+// it (every inbox_ttl/3), so the address of a process that died vanishes,
+// and Publish to it fails with rpcbus.ErrUnknownTopic; Close deletes it at
+// once.
+//
+// h is called from the inbox's one goroutine, in publish order; it must not
+// call Close, which waits for it.
+func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
+	if b.closed.Load() {
+		return nil, rpcbus.ErrClosed
+	}
+	if name == "" {
+		return nil, errors.New("redis: inbox: empty name")
+	}
+	if h == nil {
+		return nil, fmt.Errorf("redis: inbox %q: nil handler", name)
+	}
+	addr := name + "." + randomSuffix(12)
+	ib := &inbox{
+		bus:   b,
+		addr:  addr,
+		key:   b.o.key(addr),
+		ttl:   time.Duration(b.o.InboxTTL),
+		block: time.Duration(b.o.Block),
+		h:     h,
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	err := b.retry(ctx, func() error { return b.createStreams(ctx, []string{ib.key}, ib.ttl) })
+	if err != nil {
+		return nil, fmt.Errorf("redis: inbox %q: creating its stream: %w", addr, err)
+	}
+	ib.rd = goredis.NewClient(b.o.clientOptions(b.addr, true, &ib.connID))
+	if !b.add(ib) {
+		_ = ib.rd.Close()
+		return nil, rpcbus.ErrClosed
+	}
+	go ib.run()
+	return ib, nil
+}
+
+// inbox reads one stream of its own from its start.
+type inbox struct {
+	bus    *Bus
+	rd     *goredis.Client // the run goroutine's connection
+	connID atomic.Int64    // its CLIENT ID, for CLIENT UNBLOCK
+	addr   string
+	key    string
+	ttl    time.Duration
+	block  time.Duration
+	h      func(*rpcbus.Message)
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+}
+
+// Address returns the topic replies are published to.
+func (ib *inbox) Address() string { return ib.addr }
+
+func (ib *inbox) run() {
+	defer close(ib.done)
+	ctx := context.Background()
+	var (
+		last        = "0-0" // the stream is new: everything in it is ours
+		nextRefresh = time.Now().Add(ib.ttl / 3)
+		backoff     time.Duration
+	)
+	for {
+		select {
+		case <-ib.stop:
+			return
+		default:
+		}
+		if backoff > 0 && !sleep(backoff, ib.stop) {
+			return
+		}
+		if !time.Now().Before(nextRefresh) {
+			recreated, err := ib.refresh(ctx)
+			if err != nil {
+				backoff = nextBackoff(backoff)
+				continue
+			}
+			if recreated {
+				last = "0-0"
+			}
+			nextRefresh = time.Now().Add(ib.ttl / 3)
+		}
+		block := max(min(ib.block, time.Until(nextRefresh)), time.Millisecond)
+		res, err := ib.rd.XRead(ctx, &goredis.XReadArgs{
+			Streams: []string{ib.key, last},
+			Count:   inboxBatch,
+			Block:   block,
+		}).Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			backoff = 0
+			continue
+		case err != nil:
+			// Check the stream at once when the server is back: it may
+			// have restarted without it.
+			nextRefresh = time.Time{}
+			backoff = nextBackoff(backoff)
+			continue
+		}
+		backoff = 0
+		for _, st := range res {
+			for _, xm := range st.Messages {
+				last = xm.ID
+				m := decode(ib.addr, xm.Values)
+				ib.h(&m)
+			}
+		}
+	}
+}
+
+// refresh extends the stream's life by ttl. If the stream is gone (the
+// server restarted without persistence, or could not be reached for
+// longer than ttl), it creates it again and says so: a new stream is read
+// from its start.
+func (ib *inbox) refresh(ctx context.Context) (recreated bool, err error) {
+	ok, err := ib.rd.PExpire(ctx, ib.key, ib.ttl).Result()
+	if err != nil || ok {
+		return false, err
+	}
+	if err := ib.bus.createStreams(ctx, []string{ib.key}, ib.ttl); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Close stops the inbox, waits until its handler has returned and deletes
+// the inbox's stream (should the server not be reachable, the stream
+// expires after inbox_ttl). A second Close returns rpcbus.ErrClosed.
+func (ib *inbox) Close() error {
+	if ib.closed.Swap(true) {
+		return rpcbus.ErrClosed
+	}
+	ib.bus.remove(ib)
+	close(ib.stop)
+	ib.bus.unblock(&ib.connID, ib.rd, ib.done)
+	_ = ib.rd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), inboxDeleteTimeout)
+	defer cancel()
+	// If this fails, the stream expires after inbox_ttl anyway.
+	_ = ib.bus.rdb.Del(ctx, ib.key).Err()
+	return nil
+}
+
+func (ib *inbox) closeNow() { _ = ib.Close() }
