@@ -29,7 +29,8 @@ type Config struct {
 	// Name is the server's consumer group: servers with the same name
 	// share the requests of their targets.
 	Name string `json:"name,default=vrpc-server"`
-	// Host and Port are the admin HTTP address (/healthz, /readyz). In YAML
+	// Host and Port are the admin HTTP address (/healthz, /readyz,
+	// /metrics, /debug/vrpc). In YAML
 	// port defaults to 8080; in Go, port 0 picks a free port and a negative
 	// port disables the admin endpoint.
 	Host string `json:"host,default=0.0.0.0"`

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/zeromicro/go-zero/core/logx"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -47,6 +48,8 @@ type Client struct {
 	loopbackOnce sync.Once
 	loopback     *loopback
 	loopbackErr  error
+
+	obs *observer // metrics and tracing (hooks.go)
 }
 
 // Response is the outcome of a call. When the call fails with the target's
@@ -64,6 +67,7 @@ type Option interface{ apply(*options) }
 
 type options struct {
 	bus rpcbus.Bus
+	tp  trace.TracerProvider
 }
 
 type optionFunc func(*options)
@@ -93,6 +97,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		idPrefix: cfg.ClientID + "-" + randomHex(6) + "-",
 		pending:  make(map[uint64]chan *vrpcpb.Response),
 	}
+	c.obs = newObserver(c, o.tp)
 	if c.bus == nil {
 		bus, err := rpcbus.New(cfg.RpcBus)
 		if err != nil {
@@ -169,8 +174,8 @@ func (c *Client) Invoke(ctx context.Context, target, method string, payload []by
 	return c.invoke(ctx, target, method, payload, md, &vrpcpb.Request{})
 }
 
-// invoke completes req (which may carry an encoding already) and carries it.
-func (c *Client) invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*Response, error) {
+// carry completes req (which may carry an encoding already) and carries it.
+func (c *Client) carry(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*Response, error) {
 	if !rpcbus.ValidName(target) {
 		return nil, status.Errorf(codes.InvalidArgument, "vrpc: target %q is not a valid target name", target)
 	}
@@ -315,6 +320,8 @@ func (c *Client) onReply(m *rpcbus.Message) {
 	c.mu.Unlock()
 	if ch != nil {
 		ch <- resp // buffered: never blocks
+	} else {
+		c.obs.lateReplies.Inc()
 	}
 }
 

@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -99,4 +103,13 @@ func ExampleClient_UnaryClientInterceptor() {
 		log.Fatal(err)
 	}
 	fmt.Println(reply.Message)
+}
+
+// The client's metrics (pending calls, reply latency, timeouts) are a
+// prometheus.Collector to register where the application serves its own.
+func ExampleClient_Collector() {
+	client := newClient()
+	defer client.Close()
+	prometheus.MustRegister(client.Collector())
+	http.Handle("/metrics", promhttp.Handler())
 }

@@ -1,6 +1,7 @@
 package vclient
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -39,7 +40,7 @@ func (c *Client) startLoopback() (*loopback, error) {
 			return
 		}
 		srv := grpc.NewServer(
-			grpc.UnknownServiceHandler(c.serveLoopback),
+			grpc.UnknownServiceHandler(c.Handler(c.routeLoopback)),
 			grpc.ForceServerCodecV2(codec.Raw{}),
 			grpc.MaxRecvMsgSize(c.cfg.MaxMessageBytes+1024),
 			grpc.MaxSendMsgSize(c.cfg.MaxMessageBytes+1024),
@@ -64,41 +65,70 @@ func (lb *loopback) stop() {
 	<-lb.done
 }
 
-// serveLoopback forwards one unary call. The target is the vrpc-target
-// header, else the :authority the conn was dialled with ("vrpc:///demo"
-// sends "demo"), else the services table.
-func (c *Client) serveLoopback(_ any, stream grpc.ServerStream) error {
-	method, _ := grpc.MethodFromServerStream(stream)
-	ctx := stream.Context()
-	md, _ := metadata.FromIncomingContext(ctx)
-	target := ""
-	if v := md.Get(TargetHeader); len(v) > 0 {
-		target = v[0]
-	} else if v := md.Get(":authority"); len(v) > 0 && rpcbusName(v[0]) {
-		target = v[0]
-	} else if t, ok := c.serviceTarget(method); ok {
-		target = t
+// routeLoopback picks the target of a call to the loopback endpoint: the
+// vrpc-target header, else the :authority the conn was dialled with
+// ("vrpc:///demo" sends "demo"), else the services table.
+func (c *Client) routeLoopback(_ context.Context, method string, md metadata.MD) (string, error) {
+	if v := md.Get(TargetHeader); len(v) > 0 && v[0] != "" {
+		return v[0], nil
 	}
-	if target == "" {
-		return status.Errorf(codes.Unimplemented, "vrpc: no target for %s: dial vrpc:///<target> or set the %s header", method, TargetHeader)
+	if v := md.Get(":authority"); len(v) > 0 && rpcbusName(v[0]) {
+		return v[0], nil
 	}
-	var in codec.Frame
-	if err := stream.RecvMsg(&in); err != nil {
-		return err
+	if t, ok := c.serviceTarget(method); ok {
+		return t, nil
 	}
-	resp, err := c.Invoke(ctx, target, method, in, md)
-	if resp != nil {
-		if len(resp.Header) > 0 {
-			_ = stream.SendHeader(resp.Header)
-		}
-		stream.SetTrailer(resp.Trailer)
-	}
-	if err != nil {
-		return err
-	}
-	out := codec.Frame(resp.Payload)
-	return stream.SendMsg(&out)
+	return "", status.Errorf(codes.Unimplemented, "vrpc: no target for %s: dial vrpc:///<target> or set the %s header", method, TargetHeader)
 }
+
+// Router picks the target of a call that arrived at a gRPC endpoint, from
+// its full method name ("/pkg.Service/Method") and request metadata, or
+// refuses the call with a gRPC status error.
+type Router func(ctx context.Context, method string, md metadata.MD) (target string, err error)
+
+// Handler returns a grpc.StreamHandler that carries each call it gets over
+// the bus as a unary call to the target route picks: the request bytes,
+// the caller's metadata and deadline go out, and the target's reply,
+// header, trailer and status come back to the caller unchanged. It is for
+// grpc.UnknownServiceHandler on a server whose forced codec
+// (grpc.ForceServerCodecV2) handles a *codec.Frame as codec.Raw does, so
+// that payloads pass as bytes, never decoded. The loopback endpoint and the
+// gateway (package vgateway) are such servers.
+func (c *Client) Handler(route Router) grpc.StreamHandler {
+	return func(_ any, stream grpc.ServerStream) error {
+		method, _ := grpc.MethodFromServerStream(stream)
+		ctx := stream.Context()
+		md, _ := metadata.FromIncomingContext(ctx)
+		target, err := route(ctx, method, md)
+		if err != nil {
+			return err
+		}
+		var in codec.Frame
+		if err := stream.RecvMsg(&in); err != nil {
+			return err
+		}
+		resp, err := c.Invoke(ctx, target, method, in, md)
+		if resp != nil {
+			// Set, not sent: gRPC sends it with the reply (or before the
+			// status of a failed call) without a write of its own.
+			if len(resp.Header) > 0 {
+				_ = stream.SetHeader(resp.Header)
+			}
+			stream.SetTrailer(resp.Trailer)
+		}
+		if err != nil {
+			return err
+		}
+		out := codec.Frame(resp.Payload)
+		return stream.SendMsg(&out)
+	}
+}
+
+// ServiceTarget looks a service up in the services table of the client
+// config: the full name first, then the longest key ending in "." that
+// prefixes it. name is a service ("demo.Demo") or a full method
+// ("/demo.Demo/Ping").
+func (c *Client) ServiceTarget(name string) (string, bool) { return c.serviceTarget(name) }
 
 func rpcbusName(authority string) bool {
 	return authority != "" && !strings.ContainsAny(authority, ":/")

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -13,13 +14,15 @@ import (
 )
 
 // Reflect sends one server reflection request to target's reflection
-// service through the bus and returns its response.
+// service through the bus and returns its response. The outgoing metadata
+// of ctx goes with it (such as a token for the server's auth plugin).
 func (c *Client) Reflect(ctx context.Context, target string, req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
 	payload, err := proto.Marshal(req)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "vrpc: marshal reflection request: %v", err)
 	}
-	resp, err := c.Invoke(ctx, target, codec.ReflectionMethod, payload, nil)
+	md, _ := metadata.FromOutgoingContext(ctx)
+	resp, err := c.Invoke(ctx, target, codec.ReflectionMethod, payload, md)
 	if err != nil {
 		return nil, err
 	}

@@ -213,7 +213,11 @@ type Request struct {
 	// sent_unix_nano is when the client published the request.
 	SentUnixNano int64 `protobuf:"varint,11,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
 	// json_options apply when encoding is ENCODING_JSON.
-	JsonOptions   *JSONOptions `protobuf:"bytes,12,opt,name=json_options,json=jsonOptions,proto3" json:"json_options,omitempty"`
+	JsonOptions *JSONOptions `protobuf:"bytes,12,opt,name=json_options,json=jsonOptions,proto3" json:"json_options,omitempty"`
+	// trace_context is the W3C trace context of the caller's span
+	// ("traceparent" and, when set, "tracestate"), so that the server's spans
+	// join the caller's trace. Empty when the caller is not traced.
+	TraceContext  map[string]string `protobuf:"bytes,13,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +332,13 @@ func (x *Request) GetSentUnixNano() int64 {
 func (x *Request) GetJsonOptions() *JSONOptions {
 	if x != nil {
 		return x.JsonOptions
+	}
+	return nil
+}
+
+func (x *Request) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -459,7 +470,7 @@ const file_vrpc_proto_rawDesc = "" +
 	"\remit_defaults\x18\x02 \x01(\bR\femitDefaults\"4\n" +
 	"\bMetadata\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xa0\x03\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xaa\x04\n" +
 	"\aRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1b\n" +
@@ -473,7 +484,11 @@ const file_vrpc_proto_rawDesc = "" +
 	"\x12deadline_unix_nano\x18\n" +
 	" \x01(\x03R\x10deadlineUnixNano\x12$\n" +
 	"\x0esent_unix_nano\x18\v \x01(\x03R\fsentUnixNano\x127\n" +
-	"\fjson_options\x18\f \x01(\v2\x14.vrpc.v1.JSONOptionsR\vjsonOptions\"\xd2\x02\n" +
+	"\fjson_options\x18\f \x01(\v2\x14.vrpc.v1.JSONOptionsR\vjsonOptions\x12G\n" +
+	"\rtrace_context\x18\r \x03(\v2\".vrpc.v1.Request.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x02\n" +
 	"\bResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -501,28 +516,30 @@ func file_vrpc_proto_rawDescGZIP() []byte {
 }
 
 var file_vrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_vrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_vrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_vrpc_proto_goTypes = []any{
 	(Encoding)(0),         // 0: vrpc.v1.Encoding
 	(*JSONOptions)(nil),   // 1: vrpc.v1.JSONOptions
 	(*Metadata)(nil),      // 2: vrpc.v1.Metadata
 	(*Request)(nil),       // 3: vrpc.v1.Request
 	(*Response)(nil),      // 4: vrpc.v1.Response
-	(*status.Status)(nil), // 5: google.rpc.Status
+	nil,                   // 5: vrpc.v1.Request.TraceContextEntry
+	(*status.Status)(nil), // 6: google.rpc.Status
 }
 var file_vrpc_proto_depIdxs = []int32{
 	0, // 0: vrpc.v1.Request.encoding:type_name -> vrpc.v1.Encoding
 	2, // 1: vrpc.v1.Request.metadata:type_name -> vrpc.v1.Metadata
 	1, // 2: vrpc.v1.Request.json_options:type_name -> vrpc.v1.JSONOptions
-	0, // 3: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
-	5, // 4: vrpc.v1.Response.status:type_name -> google.rpc.Status
-	2, // 5: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
-	2, // 6: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 3: vrpc.v1.Request.trace_context:type_name -> vrpc.v1.Request.TraceContextEntry
+	0, // 4: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
+	6, // 5: vrpc.v1.Response.status:type_name -> google.rpc.Status
+	2, // 6: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
+	2, // 7: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_vrpc_proto_init() }
@@ -536,7 +553,7 @@ func file_vrpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrpc_proto_rawDesc), len(file_vrpc_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,6 +8,13 @@
 // has been published, so a server that dies mid-call leaves the request to
 // another member of the group.
 //
-// Plugins wrap every forwarded call (Middleware, RegisterPlugin) in the
-// order the configuration lists them.
+// Plugins wrap every forwarded call in the order the configuration lists
+// them. A plugin is a Middleware (RegisterPlugin) or, when it needs the
+// server's metrics registry or tracer provider or has start and stop hooks
+// (Lifecycle), a Plugin built by a PluginBuilder (RegisterPluginBuilder).
+// The built-in plugins are logger, metrics, tracing, auth and ratelimit;
+// plugins of other modules register the same way (example/plugin/stamp).
+//
+// The admin endpoint on host:port serves /healthz, /readyz, /metrics
+// (Registry) and /debug/vrpc (Debug).
 package vserver

@@ -97,14 +97,13 @@ func ExampleNewServer() {
 // and look at the result.
 func ExampleRegisterPlugin() {
 	vserver.RegisterPlugin("require-user", func(settings map[string]any) (vserver.Middleware, error) {
-		header := "user-id"
-		for k, v := range settings {
-			s, ok := v.(string)
-			if k != "header" || !ok {
-				return nil, fmt.Errorf("settings.%s: unknown key or not a string (known: header)", k)
-			}
-			header = s
+		s := struct {
+			Header string `json:"header"`
+		}{Header: "user-id"}
+		if err := vserver.DecodeSettings(settings, &s); err != nil {
+			return nil, err // names the bad key
 		}
+		header := s.Header
 		return func(next vserver.Handler) vserver.Handler {
 			return func(ctx context.Context, call *vserver.Call) *vserver.Result {
 				if v := call.Metadata.Get(header); len(v) == 0 || v[0] == "" {

@@ -54,8 +54,10 @@ func (s *Server) worker(d *rpcbus.Delivery) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
+		s.busy.Add(1)
 		s.serve(d)
 		d.Ack() // only once the reply is published (or given up on)
+		s.busy.Add(-1)
 		idle.Reset(workerIdle)
 		select {
 		case d = <-s.work:
@@ -98,8 +100,8 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 	}
 	jsonCall := req.Encoding == vrpcpb.Encoding_ENCODING_JSON
 	if req.Encoding != vrpcpb.Encoding_ENCODING_PROTO && !jsonCall {
-		s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument,
-			"vrpc: payload encoding %d is not known to this server; send protobuf or JSON", req.Encoding)}, received)
+		s.replyStored(req, &Result{Status: status.Newf(codes.InvalidArgument,
+			"vrpc: payload encoding %d is not known to this server; send protobuf or JSON", req.Encoding)}, received, key)
 		return
 	}
 	callDeadline := received.Add(tgt.timeout)
@@ -116,7 +118,7 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 	if !full || jsonCall {
 		var st *status.Status
 		if desc, st = tgt.describe(ctx, req.Method); st != nil {
-			s.reply(req, &Result{Status: st}, received)
+			s.replyStored(req, &Result{Status: st}, received, key)
 			return
 		}
 		method = schema.FullMethod(desc)
@@ -125,20 +127,21 @@ func (s *Server) serve(d *rpcbus.Delivery) {
 	if jsonCall {
 		var err error
 		if payload, err = tgt.schema.JSONToProto(ctx, desc, req.Payload); err != nil {
-			s.reply(req, &Result{Status: status.Convert(err)}, received)
+			s.replyStored(req, &Result{Status: status.Convert(err)}, received, key)
 			return
 		}
 	}
 	call := &Call{
-		ID:         req.Id,
-		ClientID:   req.ClientId,
-		Target:     req.Target,
-		Method:     method,
-		Payload:    payload,
-		Metadata:   codec.MetadataFromWire(req.Metadata),
-		Deadline:   deadline,
-		SentAt:     time.Unix(0, req.SentUnixNano),
-		ReceivedAt: received,
+		ID:           req.Id,
+		ClientID:     req.ClientId,
+		Target:       req.Target,
+		Method:       method,
+		Payload:      payload,
+		Metadata:     codec.MetadataFromWire(req.Metadata),
+		Deadline:     deadline,
+		SentAt:       time.Unix(0, req.SentUnixNano),
+		ReceivedAt:   received,
+		TraceContext: req.TraceContext,
 	}
 	res := s.handler(ctx, call)
 	if key != "" && s.calls.Err() != nil && res.Status.Code() == codes.Unavailable {

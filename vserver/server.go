@@ -12,8 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zeromicro/go-zero/core/logx"
 	"github.com/zeromicro/go-zero/core/proc"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -40,6 +42,13 @@ type Server struct {
 	duplicates  atomic.Uint64
 	dedup       DedupStore            // nil when dedup.store is none
 	work        chan *rpcbus.Delivery // to idle workers
+	busy        atomic.Int64          // requests being served
+
+	// Observability (admin.go) and plugins (plugin.go).
+	registry       *prometheus.Registry
+	tracerProvider trace.TracerProvider // WithTracerProvider; nil: none given
+	plugins        []builtPlugin        // enabled, in config order
+	startedPlugins []builtPlugin        // those with Lifecycle that started
 
 	mu      sync.Mutex
 	started bool
@@ -98,11 +107,12 @@ func NewServer(cfg *vrpc.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o.apply(s)
 	}
-	h, err := chain(c.Plugins, s.forward)
+	s.registry = s.newRegistry()
+	h, built, err := chain(s.pluginEnv(), c.Plugins, s.forward)
 	if err != nil {
 		return nil, err
 	}
-	s.handler = h
+	s.handler, s.plugins = h, built
 	for name, t := range c.Targets {
 		tgt, err := newTarget(name, t, c.MaxMessageSize)
 		if err != nil {
@@ -201,6 +211,16 @@ func (s *Server) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topics := s.Topics()
+	started, err := startPlugins(ctx, s.plugins)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.startedPlugins = started
+	s.mu.Unlock()
+	for _, t := range s.targets {
+		t.conn.Connect() // dial now: the first call and /readyz need not wait
+	}
 	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
 		if err := tc.CreateTopics(ctx, topics...); err != nil {
 			return fmt.Errorf("vserver: create request topics %v: %w", topics, err)
@@ -234,10 +254,7 @@ func (s *Server) listen() error {
 		if err != nil {
 			return fmt.Errorf("vserver: admin endpoint host:port %s: %w", addr, err)
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		mux.HandleFunc("/readyz", s.serveReady)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 		s.mu.Lock()
 		s.admin, s.adminLn = srv, ln
 		s.mu.Unlock()
@@ -266,21 +283,6 @@ func (s *Server) listen() error {
 		}()
 	}
 	return nil
-}
-
-func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
-	select {
-	case <-s.ready:
-	default:
-		http.Error(w, "not consuming yet\n", http.StatusServiceUnavailable)
-		return
-	}
-	select {
-	case <-s.quit:
-		http.Error(w, "stopping\n", http.StatusServiceUnavailable)
-	default:
-		_, _ = w.Write([]byte("ok\n"))
-	}
 }
 
 // Stop stops consuming, lets the calls in flight finish and publish their
@@ -331,6 +333,15 @@ func (s *Server) shutdown() {
 		s.rpc.Stop()
 	}
 	s.inflight.Wait()
+	s.mu.Lock()
+	started := s.startedPlugins
+	s.startedPlugins = nil
+	s.mu.Unlock()
+	if len(started) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), pluginStopTimeout)
+		stopPlugins(ctx, started)
+		cancel()
+	}
 	s.closeTargets()
 	if c, ok := s.dedup.(*closingRedisDedup); ok {
 		_ = c.Close()

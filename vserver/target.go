@@ -3,7 +3,9 @@ package vserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -103,7 +105,9 @@ func (t *target) reflect(ctx context.Context, req *rpb.ServerReflectionRequest, 
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(req); err != nil {
+	// io.EOF: the target ended the stream (as one without reflection
+	// does); Recv returns its status.
+	if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	_ = stream.CloseSend()

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/internal/benchkit"
 )
 
@@ -119,6 +120,13 @@ targets:
 // command) ends, and checks it served and stopped cleanly.
 func TestServeStops(t *testing.T) {
 	port := freePort(t)
+	// /readyz wants every target reachable.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := demoserver.Serve(lis, "demo-1")
+	defer target.Stop()
 	file := filepath.Join(t.TempDir(), "server.yaml")
 	yaml := fmt.Sprintf(`
 name: vrpc-test
@@ -126,9 +134,9 @@ host: 127.0.0.1
 port: %d
 rpc_bus: {type: embedded, brokers: ["127.0.0.1:0"]}
 targets:
-  demo: {endpoint: "127.0.0.1:1"}
+  demo: {endpoint: "%s"}
 drain_timeout: 5s
-`, port)
+`, port, lis.Addr())
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

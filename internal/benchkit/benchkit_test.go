@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,6 +54,15 @@ func TestTwoHopLimit(t *testing.T) {
 	}
 	if got := benchkit.TwoHopLimit(0, 1000); got != 0 {
 		t.Errorf("TwoHopLimit(0, 1000) = %v, want 0", got)
+	}
+}
+
+func TestGatewayLimit(t *testing.T) {
+	if got := benchkit.GatewayLimit(1000, 1000); math.Abs(got-1000.0/3) > 1e-9 {
+		t.Errorf("GatewayLimit(1000, 1000) = %v, want 333.3", got)
+	}
+	if got := benchkit.GatewayLimit(1000, 0); got != 0 {
+		t.Errorf("GatewayLimit(1000, 0) = %v, want 0", got)
 	}
 }
 
@@ -145,7 +155,7 @@ func TestSetupPaths(t *testing.T) {
 					t.Errorf("Close: %v", err)
 				}
 			}()
-			for _, p := range s.Paths() {
+			for _, p := range s.GatewayPaths() {
 				if err := p.Call(ctx); err != nil {
 					t.Errorf("%s: %v", p.Name, err)
 				}

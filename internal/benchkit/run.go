@@ -156,3 +156,14 @@ func TwoHopLimit(a, b float64) float64 {
 	}
 	return 1 / (1/a + 1/b)
 }
+
+// GatewayLimit is the throughput of a call through the gateway at the
+// given raw bus and direct gRPC throughputs: two gRPC hops (caller to
+// gateway, server to target) and one bus round trip in sequence,
+// L = 1/(2/direct + 1/raw). Zero if either is zero.
+func GatewayLimit(raw, direct float64) float64 {
+	if raw <= 0 || direct <= 0 {
+		return 0
+	}
+	return 1 / (2/direct + 1/raw)
+}

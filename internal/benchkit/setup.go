@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -13,6 +14,7 @@ import (
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/internal/inproc"
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vgateway"
 )
 
 // The paths, as Path.Name and Result.Path name them.
@@ -20,6 +22,8 @@ const (
 	PathDirect = "direct gRPC"
 	PathRaw    = "raw bus"
 	PathVRPC   = "vRPC"
+	// PathGateway is caller -> gateway (gRPC) -> bus -> server -> target.
+	PathGateway = "gateway"
 )
 
 // Path is one way of making the demo call.
@@ -28,7 +32,7 @@ type Path struct {
 	Call CallFunc
 }
 
-// Setup is a deployment and the three paths over it.
+// Setup is a deployment and the paths over it.
 type Setup struct {
 	// Deployment is the bus, demo target and vRPC server.
 	Deployment *inproc.Deployment
@@ -42,6 +46,14 @@ type Setup struct {
 	raw      *RawBus
 	client   *vclient.Client
 	vrpc     demo.DemoClient
+
+	// The gateway runs on a client of its own, as it would in its own
+	// process; callers reach it over one gRPC conn.
+	gwClient *vclient.Client
+	gateway  *vgateway.Gateway
+	gwServed chan error
+	gwConn   *grpc.ClientConn
+	gw       demo.DemoClient
 }
 
 // NewSetup starts a deployment, a gRPC conn to its target, a RawBus and a
@@ -75,12 +87,47 @@ func NewSetup(ctx context.Context, o inproc.Options, payload int) (s *Setup, err
 		return s, fmt.Errorf("vRPC client: %w", err)
 	}
 	s.vrpc = demo.NewDemoClient(vclient.NewConn(s.client, s.Deployment.Target))
+	if err = s.startGateway(); err != nil {
+		return s, fmt.Errorf("gateway: %w", err)
+	}
 	return s, nil
+}
+
+func (s *Setup) startGateway() error {
+	var err error
+	s.gwClient, err = vclient.New(vclient.Config{
+		ClientID: "vrpc-bench-gateway",
+		RpcBus:   s.Deployment.Bus,
+		Services: map[string]string{"demo.Demo": s.Deployment.Target},
+	})
+	if err != nil {
+		return err
+	}
+	if s.gateway, err = vgateway.New(s.gwClient, vgateway.Config{}); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.gwServed = make(chan error, 1)
+	go func() { s.gwServed <- s.gateway.Serve(lis) }()
+	if s.gwConn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return err
+	}
+	s.gw = demo.NewDemoClient(s.gwConn)
+	return nil
 }
 
 // Paths returns the three paths in the order `vrpc bench` reports them.
 func (s *Setup) Paths() []Path {
 	return []Path{{PathDirect, s.Direct}, {PathRaw, s.Raw}, {PathVRPC, s.VRPC}}
+}
+
+// GatewayPaths returns the paths of `vrpc bench --via gateway`: the three
+// of Paths, then the gateway.
+func (s *Setup) GatewayPaths() []Path {
+	return append(s.Paths(), Path{PathGateway, s.Gateway})
 }
 
 // Direct calls the demo target over loopback gRPC.
@@ -102,6 +149,12 @@ func (s *Setup) VRPC(ctx context.Context) error {
 	return s.check(s.vrpc.Ping(ctx, s.req))
 }
 
+// Gateway calls the demo target through the gateway: a gRPC call to the
+// gateway, which carries it over the bus.
+func (s *Setup) Gateway(ctx context.Context) error {
+	return s.check(s.gw.Ping(ctx, s.req))
+}
+
 func (s *Setup) check(resp *demo.Response, err error) error {
 	if err == nil && len(resp.GetMessage()) != s.Payload {
 		err = fmt.Errorf("reply message of %d bytes, want %d", len(resp.GetMessage()), s.Payload)
@@ -112,6 +165,16 @@ func (s *Setup) check(resp *demo.Response, err error) error {
 // Close closes the client side first, then the deployment.
 func (s *Setup) Close() error {
 	var errs []error
+	if s.gwConn != nil {
+		errs = append(errs, s.gwConn.Close())
+	}
+	if s.gateway != nil {
+		s.gateway.Stop()
+		errs = append(errs, <-s.gwServed)
+	}
+	if s.gwClient != nil {
+		errs = append(errs, s.gwClient.Close())
+	}
 	if s.client != nil {
 		errs = append(errs, s.client.Close())
 	}

@@ -1,0 +1,76 @@
+package vgateway_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/vgateway"
+)
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "client.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	const yaml = `
+client_id: gw
+rpc_bus: {type: kafka, brokers: [localhost:9092]}
+services: {demo.Demo: demo, "other.": other}
+gateway:
+  listen: 0.0.0.0:9100
+  max_message_bytes: 1048576
+`
+	var cfg vgateway.FileConfig
+	if err := vgateway.LoadConfig(writeFile(t, yaml), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientID != "gw" || cfg.Services["other."] != "other" || cfg.Timeout.Request != 30*time.Second {
+		t.Errorf("client section %+v", cfg.Config)
+	}
+	want := vgateway.Config{Listen: "0.0.0.0:9100", MaxMessageBytes: 1 << 20, DrainTimeout: 30 * time.Second}
+	if cfg.Gateway != want {
+		t.Errorf("gateway section %+v, want %+v", cfg.Gateway, want)
+	}
+
+	// Without a gateway section: the defaults.
+	cfg = vgateway.FileConfig{}
+	if err := vgateway.LoadConfig(writeFile(t, "rpc_bus: {type: kafka}\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want = vgateway.Config{Listen: vgateway.DefaultListen, MaxMessageBytes: vgateway.DefaultMaxMessageBytes, DrainTimeout: vgateway.DefaultDrainTimeout}
+	if cfg.Gateway != want {
+		t.Errorf("default gateway section %+v, want %+v", cfg.Gateway, want)
+	}
+
+	// The same file still loads as a plain client config.
+	var plain vrpc.ClientConfig
+	if err := vrpc.LoadClientConfig(writeFile(t, yaml), &plain); err != nil || plain.ClientID != "gw" {
+		t.Errorf("LoadClientConfig of a file with a gateway section: %+v, %v", plain, err)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ yaml, want string }{
+		{"gateway: {listen: nowhere}\n", `gateway.listen "nowhere"`},
+		{"gateway: {max_message_bytes: -1}\n", "gateway.max_message_bytes -1"},
+		{"gateway: {drain_timeout: -1s}\n", "gateway.drain_timeout -1s"},
+		{"services: {demo.Demo: 'a/b'}\n", "services.demo.Demo"},
+	} {
+		var cfg vgateway.FileConfig
+		err := vgateway.LoadConfig(writeFile(t, "rpc_bus: {type: kafka}\n"+tc.yaml), &cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error naming %s", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package vserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"sort"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nextpkg/vrpc/internal/settings"
+)
+
+func init() { RegisterPlugin("auth", newAuth) }
+
+// DefaultTokenHeader is the request metadata key that carries a client's
+// token to the auth plugin.
+const DefaultTokenHeader = "vrpc-token"
+
+type authSettings struct {
+	// Header is the request metadata key holding the token. The plugin
+	// removes it before the call goes on, so targets never see tokens.
+	Header string `json:"header"`
+	// Clients are the callers allowed in, by client id.
+	Clients map[string]map[string]any `json:"clients"`
+}
+
+type authClientSettings struct {
+	// Token is the client's secret (use ${ENV} in YAML).
+	Token string `json:"token"`
+	// Allow lists what the client may call: "*" (anything), "demo" (any
+	// method of target demo), "demo/demo.Demo/*" (any method of a service)
+	// or "demo/demo.Demo/Ping" (one method).
+	Allow []string `json:"allow"`
+}
+
+// authClient is one client's digest of its token and its allow-list.
+type authClient struct {
+	digest [sha256.Size]byte
+	allow  []allowRule
+}
+
+type allowRule struct {
+	target  string // "*" for any
+	service string // "" for any
+	method  string // "" for any
+}
+
+func (r allowRule) match(target, method string) bool {
+	if r.target != "*" && r.target != target {
+		return false
+	}
+	if r.service == "" {
+		return true
+	}
+	svc, m, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	return svc == r.service && (r.method == "" || r.method == m)
+}
+
+// newAuth builds the auth plugin: every call must carry the token of the
+// client id it claims (in the token header), compared in constant time,
+// else it is refused with UNAUTHENTICATED; and the client's allow-list must
+// cover the target and method, else PERMISSION_DENIED. Refused calls never
+// reach the next plugin or the target.
+func newAuth(m map[string]any) (Middleware, error) {
+	s := authSettings{Header: DefaultTokenHeader}
+	if err := settings.Decode("settings", m, &s); err != nil {
+		return nil, err
+	}
+	s.Header = strings.ToLower(s.Header)
+	if s.Header == "" {
+		return nil, fmt.Errorf("settings.header: empty; name the metadata key of the token, default %s", DefaultTokenHeader)
+	}
+	if len(s.Clients) == 0 {
+		return nil, fmt.Errorf("settings.clients: none; add one per client id, e.g. clients: {billing: {token: ${BILLING_TOKEN}, allow: [demo]}}")
+	}
+	ids := make([]string, 0, len(s.Clients))
+	for id := range s.Clients {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	clients := make(map[string]*authClient, len(s.Clients))
+	for _, id := range ids {
+		key := "settings.clients." + id
+		var cs authClientSettings
+		if err := settings.Decode(key, s.Clients[id], &cs); err != nil {
+			return nil, err
+		}
+		if cs.Token == "" {
+			return nil, fmt.Errorf("%s.token: empty; give each client a secret token", key)
+		}
+		c := &authClient{digest: sha256.Sum256([]byte(cs.Token))}
+		for i, a := range cs.Allow {
+			r, err := parseAllow(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s.allow[%d] %q: %w", key, i, a, err)
+			}
+			c.allow = append(c.allow, r)
+		}
+		clients[id] = c
+	}
+	header := s.Header
+	return func(next Handler) Handler {
+		return func(ctx context.Context, call *Call) *Result {
+			var token string
+			if v := call.Metadata.Get(header); len(v) > 0 {
+				token = v[0]
+			}
+			call.Metadata.Delete(header)
+			c := clients[call.ClientID]
+			// Digests compare in constant time whatever the lengths, and a
+			// client id that is not configured costs the same.
+			want := unknownClientDigest
+			if c != nil {
+				want = c.digest
+			}
+			got := sha256.Sum256([]byte(token))
+			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || c == nil || token == "" {
+				return &Result{Status: status.Newf(codes.Unauthenticated,
+					"vrpc: client %q has no valid token in the %s header", call.ClientID, header)}
+			}
+			for _, r := range c.allow {
+				if r.match(call.Target, call.Method) {
+					return next(ctx, call)
+				}
+			}
+			return &Result{Status: status.Newf(codes.PermissionDenied,
+				"vrpc: client %q may not call %s on target %s", call.ClientID, call.Method, call.Target)}
+		}
+	}, nil
+}
+
+// unknownClientDigest stands in for the digest of a client id that is not
+// configured; no token hashes to it in practice.
+var unknownClientDigest = sha256.Sum256([]byte("vrpc: no such client"))
+
+func parseAllow(a string) (allowRule, error) {
+	if a == "*" {
+		return allowRule{target: "*"}, nil
+	}
+	target, rest, hasMethod := strings.Cut(a, "/")
+	if target == "" {
+		return allowRule{}, fmt.Errorf(`want "*", "<target>", "<target>/<pkg.Service>/*" or "<target>/<pkg.Service>/<Method>"`)
+	}
+	if !hasMethod {
+		return allowRule{target: target}, nil
+	}
+	svc, m, ok := strings.Cut(rest, "/")
+	if !ok || svc == "" || m == "" || strings.Contains(m, "/") {
+		return allowRule{}, fmt.Errorf(`want "%s/<pkg.Service>/*" or "%s/<pkg.Service>/<Method>"`, target, target)
+	}
+	if m == "*" {
+		m = ""
+	}
+	return allowRule{target: target, service: svc, method: m}, nil
+}
