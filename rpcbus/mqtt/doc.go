@@ -81,6 +81,9 @@
 //     session_expiry: requests published meanwhile wait in it, and the next
 //     member to join the group adopts them, as a Kafka topic would keep
 //     them. Messages still in a session when it expires are lost.
+//     (Mosquitto 2.0 does not expire a retained will: a marker that outlives
+//     its session is cleared by the next member that sees it, which finds
+//     the session gone.)
 //
 // A message is so delivered at least once: again after its member left
 // without acknowledging it (a member that closes with an expired context
