@@ -171,7 +171,9 @@ func (g *Gateway) route(ctx context.Context, method string, md metadata.MD) (str
 	}
 	// A target name that cannot be one fails in Invoke; its schema is not
 	// worth asking for.
-	if rpcbus.ValidName(target) && g.kinds.streaming(ctx, target, method) {
+	// The schema is asked with the caller's metadata, as the call itself
+	// goes (the server may want its credentials).
+	if rpcbus.ValidName(target) && g.kinds.streaming(metadata.NewOutgoingContext(ctx, md), target, method) {
 		return "", status.Errorf(codes.Unimplemented,
 			"vrpc gateway: %s is a streaming method of target %s: streaming is not supported yet (vRPC carries unary calls only)", method, target)
 	}

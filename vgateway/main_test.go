@@ -174,7 +174,8 @@ var services = map[string]string{
 	"other.":        "t2",
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts an env; each of withServer changes the server's config.
+func newEnv(t *testing.T, withServer ...func(*vrpc.Config)) *env {
 	t.Helper()
 	e := &env{bus: vtest.StartKafka(t)}
 	var a1, a2, a3 string
@@ -185,6 +186,9 @@ func newEnv(t *testing.T) *env {
 		"t1": {Endpoint: a1}, "t2": {Endpoint: a2}, "plain": {Endpoint: a3},
 	})
 	cfg.MaxMessageSize = 8 << 20 // so that the gateway is what refuses a large message
+	for _, f := range withServer {
+		f(cfg)
+	}
 	vtest.StartServer(t, cfg)
 	t.Cleanup(func() { e.t1.unblock(); e.t2.unblock(); e.plain.unblock() }) // lets the server drain at once
 

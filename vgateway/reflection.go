@@ -70,6 +70,9 @@ func (r *reflector) serve(ctx context.Context, recv func() (*rpb.ServerReflectio
 		if v := md.Get(vclient.TargetHeader); len(v) > 0 {
 			pinned = v[0]
 		}
+		// The caller's metadata goes with each exchange, as with its calls
+		// (the server may want its credentials).
+		ctx = metadata.NewOutgoingContext(ctx, md)
 	}
 	// Recv runs apart so that Stop can end a stream its client keeps
 	// open; the goroutine ends with the stream.

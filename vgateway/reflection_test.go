@@ -3,19 +3,24 @@ package vgateway_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	rpbalpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vserver"
 )
 
 // reflectionClient is one reflection stream to the gateway, as grpcurl
@@ -206,4 +211,46 @@ func TestReflection(t *testing.T) {
 			t.Fatalf("v1alpha: file %q, %v", fd.GetName(), err)
 		}
 	})
+}
+
+// TestCallerCredentials: the caller's metadata goes with everything the
+// gateway asks on its behalf, not only its calls: the schema lookup that
+// tells streaming methods apart and reflection. Here the server admits
+// only requests with the gateway client's token.
+func TestCallerCredentials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(cfg *vrpc.Config) {
+		cfg.Plugins = []vrpc.PluginConf{{Name: "auth", Enabled: true, Settings: map[string]any{
+			"clients": map[string]any{"gateway": map[string]any{"token": "s3cret", "allow": []any{"*"}}},
+		}}}
+	})
+	ctx := testContext(t)
+	withToken := metadata.AppendToOutgoingContext(ctx, vserver.DefaultTokenHeader, "s3cret")
+
+	if _, err := ping(ctx, e.conn, "no token"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("call without the token: %v, want UNAUTHENTICATED", err)
+	}
+	if resp, err := ping(withToken, e.conn, "token"); err != nil || resp.ServedBy != "t1" {
+		t.Fatalf("call with the token: %v, %v", resp, err)
+	}
+	out, err := testgrpc.NewTestServiceClient(e.conn).StreamingOutputCall(withToken, &testgrpc.StreamingOutputCallRequest{})
+	if err == nil {
+		_, err = out.Recv()
+	}
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "streaming is not supported yet") {
+		t.Fatalf("streaming call with the token: %v, want it refused as streaming", err)
+	}
+	rc := newReflectionClient(t, withToken, e.conn)
+	if got := rc.list(); !slices.Contains(got, "demo.Demo") {
+		t.Fatalf("list_services with the token: %v", got)
+	}
+	if fd := rc.symbol("demo.Demo"); fd.Services().ByName("Demo") == nil {
+		t.Fatalf("describe demo.Demo with the token: %v", fd.Path())
+	}
+	resp := newReflectionClient(t, ctx, e.conn).ask(&rpb.ServerReflectionRequest{
+		MessageRequest: &rpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "demo.Demo"},
+	})
+	if e := resp.GetErrorResponse(); e == nil || codes.Code(e.ErrorCode) != codes.Unauthenticated {
+		t.Fatalf("describe without the token: %v, want an UNAUTHENTICATED error response", resp)
+	}
 }
