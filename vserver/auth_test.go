@@ -3,6 +3,7 @@ package vserver_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -11,6 +12,8 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vrpcpb"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
@@ -75,5 +78,69 @@ func TestAuth(t *testing.T) {
 		if v := seen[0].Get("user-id"); !slices.Equal(v, []string{"7"}) {
 			t.Errorf("%s: the target saw user-id %q, want the caller's other metadata", tt.client, v)
 		}
+	}
+}
+
+// TestForgedCopyIsAuthenticated: a message that copies an answered call's
+// client and request ids but names its own reply address gets no stored
+// reply; it is a request of its own, and auth refuses it.
+func TestForgedCopyIsAuthenticated(t *testing.T) {
+	t.Parallel()
+	busCfg := startKafka(t)
+	rec := &recorder{seen: map[string][]metadata.MD{}}
+	cfg := serverConfig(busCfg, startRecordingDemo(t, "demo-1", rec.intercept))
+	cfg.Plugins = []vrpc.PluginConf{{Name: "auth", Enabled: true, Settings: map[string]any{
+		"clients": map[string]any{"billing": map[string]any{"token": "s3cret-billing", "allow": []any{"*"}}},
+	}}}
+	startServer(t, cfg)
+	ctx := testContext(t)
+	raw := openBus(t, busCfg)
+	// call publishes request forged-1 of client billing, asking for the
+	// reply at an inbox of its own, and returns that reply.
+	call := func(inbox string, md metadata.MD) *vrpcpb.Response {
+		t.Helper()
+		replies := make(chan *vrpcpb.Response, 1)
+		in, err := raw.(rpcbus.Inboxer).Inbox(ctx, inbox, func(m *rpcbus.Message) {
+			if resp, err := codec.DecodeResponse(m.Value); err == nil {
+				select {
+				case replies <- resp:
+				default:
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		body, err := codec.EncodeRequest(&vrpcpb.Request{
+			Id: "forged-1", ClientId: "billing", ReplyTo: in.Address(), Target: "demo",
+			Method: "/demo.Demo/Ping", Payload: mustMarshal(t, &demo.Request{Message: "secret reply"}),
+			Metadata: codec.MetadataToWire(md), DeadlineUnixNano: time.Now().Add(time.Minute).UnixNano(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.Publish(ctx, "vrpc.requests.demo", &rpcbus.Message{Value: body}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case resp := <-replies:
+			return resp
+		case <-ctx.Done():
+			t.Fatalf("no reply at %s", inbox)
+			return nil
+		}
+	}
+
+	legit := call("vrpc.responses.billing", metadata.Pairs(vserver.DefaultTokenHeader, "s3cret-billing"))
+	if legit.GetStatus().GetCode() != 0 || len(legit.Payload) == 0 {
+		t.Fatalf("the caller with its token got %v", legit)
+	}
+	forged := call("vrpc.responses.eavesdropper", nil)
+	if code := codes.Code(forged.GetStatus().GetCode()); code != codes.Unauthenticated || len(forged.Payload) != 0 {
+		t.Fatalf("the forged copy got code %s and %d payload bytes, want UNAUTHENTICATED and none", code, len(forged.Payload))
+	}
+	if n := len(rec.calls("secret reply")); n != 1 {
+		t.Errorf("the target ran the call %d times, want 1", n)
 	}
 }

@@ -169,7 +169,11 @@ func (s *Server) claim(req *vrpcpb.Request, deadline time.Time) (key string, ser
 	if s.dedup == nil {
 		return "", false
 	}
-	key = req.ClientId + "\x00" + req.Id
+	// The reply address is part of the key: a stored reply goes back only
+	// to the address the request that earned it named, so a message that
+	// copies another caller's ids with its own reply address is served (and
+	// checked by the plugins, auth among them) as a request of its own.
+	key = req.ClientId + "\x00" + req.Id + "\x00" + req.ReplyTo
 	ttl := s.cfg.Dedup.TTL
 	if !deadline.IsZero() {
 		ttl = time.Until(deadline) + time.Second // the claim outlives the call
