@@ -187,7 +187,7 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 	}
 	if len(payload) > c.cfg.MaxMessageBytes {
 		return nil, status.Errorf(codes.ResourceExhausted,
-			"vrpc: trying to send message larger than max (%d vs. %d); raise max_message_bytes in the client and the server", len(payload), c.cfg.MaxMessageBytes)
+			"vrpc: trying to send message larger than max (%d vs. %d); raise max_message_bytes in the client and max_message_size in the server", len(payload), c.cfg.MaxMessageBytes)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, status.FromContextError(err).Err()

@@ -20,9 +20,12 @@ import (
 // can be told, counted, and acknowledged, and the server must go on
 // serving.
 func TestDeadLetters(t *testing.T) {
+	const maxMessageSize = 64 << 10
 	t.Parallel()
 	busCfg := startKafka(t)
-	srv := startServer(t, serverConfig(busCfg, startDemo(t, "demo-1")))
+	cfg := serverConfig(busCfg, startDemo(t, "demo-1"))
+	cfg.MaxMessageSize = maxMessageSize
+	srv := startServer(t, cfg)
 	ctx := testContext(t)
 	raw := openBus(t, busCfg)
 
@@ -86,6 +89,15 @@ func TestDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Over max_message_size (set below), as a client with a larger limit
+	// would send it.
+	oversized, err := codec.EncodeRequest(&vrpcpb.Request{
+		Id: "poison-oversized", ReplyTo: inbox.Address(), Target: "demo",
+		Method: "/demo.Demo/Ping", Payload: mustMarshal(t, &demo.Request{Message: strings.Repeat("x", maxMessageSize)}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	poison := []struct {
 		name    string
 		value   []byte
@@ -100,9 +112,10 @@ func TestDeadLetters(t *testing.T) {
 			headers: map[string]string{"x-producer": "poison-test"}},
 		{name: "version 99", value: v99, reason: "version 99", replyID: "poison-v99"},
 		{name: "no target", value: noTarget, reason: "no target", replyID: "poison-no-target"},
+		{name: "oversized", value: oversized, reason: "max_message_size", replyID: "poison-oversized"},
 	}
 	for _, p := range poison {
-		if _, err := codec.DecodeRequest(p.value); err == nil {
+		if _, err := codec.DecodeRequest(p.value); err == nil && p.name != "oversized" {
 			t.Fatalf("%s: the codec accepts it; not a poison message", p.name)
 		}
 		if err := raw.Publish(ctx, requestTopic, &rpcbus.Message{Value: p.value, Headers: p.headers}); err != nil {

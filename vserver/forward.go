@@ -3,6 +3,7 @@ package vserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -55,8 +56,9 @@ func (s *Server) worker(d *rpcbus.Delivery) {
 	defer idle.Stop()
 	for {
 		s.busy.Add(1)
-		s.serve(d)
-		d.Ack() // only once the reply is published (or given up on)
+		if s.serve(d) {
+			d.Ack() // only once the reply is published (or given up on)
+		}
 		s.busy.Add(-1)
 		idle.Reset(workerIdle)
 		select {
@@ -69,16 +71,36 @@ func (s *Server) worker(d *rpcbus.Delivery) {
 	}
 }
 
-func (s *Server) serve(d *rpcbus.Delivery) {
+// serve handles one delivery and reports whether it may be acknowledged:
+// not when it was to be set aside and could not be, so that it comes again.
+func (s *Server) serve(d *rpcbus.Delivery) bool {
 	received := time.Now()
 	req, err := codec.DecodeRequest(d.Value)
 	if err != nil {
-		s.deadLetter(d, err)
+		if !s.deadLetter(d, err) {
+			return false
+		}
 		if req != nil && req.Id != "" && req.ReplyTo != "" {
 			s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument, "vrpc: server %s cannot read the request: %v", s.cfg.Name, err)}, received)
 		}
-		return
+		return true
 	}
+	if limit := s.cfg.MaxMessageSize; len(req.Payload) > limit {
+		// A producer with a larger limit than this server's, or none: the
+		// target would refuse it, so it goes where an operator sees it.
+		err := fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", len(req.Payload), limit)
+		if !s.deadLetter(d, err) {
+			return false
+		}
+		s.reply(req, &Result{Status: status.Newf(codes.InvalidArgument, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)}, received)
+		return true
+	}
+	s.call(req, received)
+	return true
+}
+
+// call serves a request that has been read.
+func (s *Server) call(req *vrpcpb.Request, received time.Time) {
 	var deadline time.Time
 	if req.DeadlineUnixNano != 0 {
 		deadline = time.Unix(0, req.DeadlineUnixNano)
@@ -320,26 +342,46 @@ func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 }
 
 // deadLetter sets aside a message the server cannot read, on the request
-// topic's dead-letter topic, with the reason in a header.
-func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) {
+// topic's dead-letter topic, with the reason in a header. It tries until
+// the message is there or the server's calls are cancelled (Stop ran out of
+// drain_timeout), and reports whether it is there: a message not set aside
+// is not acknowledged, so that it is not lost.
+func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 	s.deadLetters.Add(1)
 	topic := d.Topic + DeadLetterSuffix
 	logx.Errorf("vrpc server %s: setting aside a message from %s on %s: %v", s.cfg.Name, d.Topic, topic, reason)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
-		if err := tc.CreateTopics(ctx, topic); err != nil {
-			logx.Errorf("vrpc server %s: create dead-letter topic %s: %v", s.cfg.Name, topic, err)
-			return
-		}
-	}
 	headers := map[string]string{DeadLetterReasonHeader: reason.Error(), "vrpc-dlq-topic": d.Topic}
 	for k, v := range d.Headers {
 		if !strings.HasPrefix(k, "vrpc-dlq-") {
 			headers[k] = v
 		}
 	}
-	if err := s.bus.Publish(ctx, topic, &rpcbus.Message{Key: d.Key, Value: d.Value, Headers: headers}); err != nil {
-		logx.Errorf("vrpc server %s: dead-letter to %s: %v", s.cfg.Name, topic, err)
+	msg := &rpcbus.Message{Key: d.Key, Value: d.Value, Headers: headers}
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := s.setAside(topic, msg)
+		if err == nil {
+			return true
+		}
+		if errors.Is(err, rpcbus.ErrClosed) {
+			return false
+		}
+		logx.Errorf("vrpc server %s: dead-letter to %s: %v; trying again in %v", s.cfg.Name, topic, err, backoff)
+		select {
+		case <-s.calls.Done():
+			logx.Errorf("vrpc server %s: stopping with a message of %s not set aside; it stays unacknowledged", s.cfg.Name, d.Topic)
+			return false
+		case <-time.After(backoff):
+		}
 	}
+}
+
+func (s *Server) setAside(topic string, msg *rpcbus.Message) error {
+	ctx, cancel := context.WithTimeout(s.calls, 10*time.Second)
+	defer cancel()
+	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
+		if err := tc.CreateTopics(ctx, topic); err != nil {
+			return fmt.Errorf("create the topic: %w", err)
+		}
+	}
+	return s.bus.Publish(ctx, topic, msg)
 }
