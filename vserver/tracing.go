@@ -2,7 +2,9 @@ package vserver
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/zeromicro/go-zero/core/logx"
@@ -74,6 +76,7 @@ func newTracing(env PluginEnv, m map[string]any) (Plugin, error) {
 	if tp == nil {
 		p.own = sdktrace.NewTracerProvider(
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(s.Sample))),
+			sdktrace.WithIDGenerator(idGenerator{}),
 			sdktrace.WithResource(resource.NewSchemaless(
 				attribute.String("service.name", s.ServiceName),
 				attribute.String("service.version", vrpc.Version),
@@ -161,6 +164,31 @@ func (p *tracingPlugin) Wrap(next Handler) Handler {
 		span.End()
 		return res
 	}
+}
+
+// idGenerator makes trace and span ids from math/rand/v2's generator,
+// which is seeded from the system's and needs no lock: the SDK's default
+// serializes every span of every call on one mutex, though with a sampling
+// ratio most spans are never recorded.
+type idGenerator struct{}
+
+func (idGenerator) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
+	var tid trace.TraceID
+	for !tid.IsValid() {
+		binary.BigEndian.PutUint64(tid[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(tid[8:], rand.Uint64())
+	}
+	return tid, newSpanID()
+}
+
+func (idGenerator) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
+
+func newSpanID() trace.SpanID {
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		binary.BigEndian.PutUint64(sid[:], rand.Uint64())
+	}
+	return sid
 }
 
 // mdCarrier lets a propagator write gRPC metadata.
