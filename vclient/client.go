@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nextpkg/vrpc/codec"
-	"github.com/nextpkg/vrpc/codec/schema"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
@@ -43,7 +42,7 @@ type Client struct {
 	closed  bool
 	calls   sync.WaitGroup // calls between admission and return
 
-	schemas map[string]*schema.Source // by target, under mu
+	schemas schemaCache // under mu
 
 	loopbackOnce sync.Once
 	loopback     *loopback

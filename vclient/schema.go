@@ -1,6 +1,7 @@
 package vclient
 
 import (
+	"container/list"
 	"context"
 
 	"google.golang.org/grpc/codes"
@@ -34,19 +35,53 @@ func (c *Client) Reflect(ctx context.Context, target string, req *rpb.ServerRefl
 }
 
 // Schema returns the schema of target, learned through the bus from its
-// server reflection and cached for the client's life.
+// server reflection. The client keeps the schemas of the
+// MaxCachedSchemas targets it used last.
 func (c *Client) Schema(target string) *schema.Source {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s, ok := c.schemas[target]; ok {
+	if s := c.schemas.get(target); s != nil {
 		return s
-	}
-	if c.schemas == nil {
-		c.schemas = map[string]*schema.Source{}
 	}
 	s := schema.NewSource(func(ctx context.Context, req *rpb.ServerReflectionRequest) (*rpb.ServerReflectionResponse, error) {
 		return c.Reflect(ctx, target, req)
 	})
-	c.schemas[target] = s
+	c.schemas.put(target, s, MaxCachedSchemas)
 	return s
+}
+
+// MaxCachedSchemas bounds the schemas a client keeps: target names come
+// from callers (a gateway takes them from a request header), so they must
+// not grow the cache without bound.
+const MaxCachedSchemas = 64
+
+// schemaCache keeps schemas by target, evicting the least recently used.
+type schemaCache struct {
+	byTarget map[string]*list.Element // of *schemaEntry
+	lru      list.List                // most recent at the front
+}
+
+type schemaEntry struct {
+	target string
+	src    *schema.Source
+}
+
+func (c *schemaCache) get(target string) *schema.Source {
+	el, ok := c.byTarget[target]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return el.Value.(*schemaEntry).src
+}
+
+func (c *schemaCache) put(target string, src *schema.Source, max int) {
+	if c.byTarget == nil {
+		c.byTarget = map[string]*list.Element{}
+	}
+	c.byTarget[target] = c.lru.PushFront(&schemaEntry{target, src})
+	for c.lru.Len() > max {
+		old := c.lru.Remove(c.lru.Back()).(*schemaEntry)
+		delete(c.byTarget, old.target)
+	}
 }

@@ -44,8 +44,8 @@ func (e *echoTarget) Ping(ctx context.Context, req *demo.Request) (*demo.Respons
 }
 
 // startEcho serves echoTarget (with reflection and grpc.health.v1) and a
-// vRPC server forwarding target "echo" to it on bus.
-func startEcho(t *testing.T, d *inproc.Deployment) {
+// vRPC server with plugins forwarding target to it on bus.
+func startEcho(t *testing.T, d *inproc.Deployment, target string, plugins ...vrpc.PluginConf) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,10 +59,11 @@ func startEcho(t *testing.T, d *inproc.Deployment) {
 	t.Cleanup(gs.Stop)
 
 	srv, err := vserver.NewServer(&vrpc.Config{
-		Name:    "vrpc-cli-echo",
+		Name:    "vrpc-cli-" + target,
 		Port:    -1,
 		RpcBus:  d.Bus,
-		Targets: map[string]vrpc.Target{"echo": {Endpoint: lis.Addr().String()}},
+		Targets: map[string]vrpc.Target{target: {Endpoint: lis.Addr().String()}},
+		Plugins: plugins,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,11 @@ func TestCallAndList(t *testing.T) {
 			t.Errorf("close the deployment: %v", err)
 		}
 	})
-	startEcho(t, d)
+	startEcho(t, d, "echo")
+	// Target guarded asks callers for a token.
+	startEcho(t, d, "guarded", vrpc.PluginConf{Name: "auth", Enabled: true, Settings: map[string]any{
+		"clients": map[string]any{"vrpc-cli-test": map[string]any{"token": "s3cret", "allow": []any{"*"}}},
+	}})
 
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "client.yaml")
@@ -180,6 +185,12 @@ func TestCallAndList(t *testing.T) {
 			stdouts: []string{"grpc.health.v1.Health.Check\n", "grpc.health.v1.Health.Watch (server streaming; not supported by vRPC)\n"}},
 		{name: "list unknown service", args: []string{"list", "-f", cfg, "demo", "nosuch.Svc"}, code: 1,
 			stderr: []string{"ERROR:\n  Code: NotFound\n  Message: ", `"nosuch.Svc"`, "has: demo.Demo"}},
+		{name: "list with a token", args: []string{"list", "-f", cfg, "-H", "vrpc-token: s3cret", "guarded"}, stdout: "demo.Demo\ngrpc.health.v1.Health\n"},
+		{name: "list without the token", args: []string{"list", "-f", cfg, "guarded"}, code: 1,
+			stderr: []string{"ERROR:\n  Code: Unauthenticated\n"}},
+		{name: "call with a token", args: []string{"call", "-f", cfg, "-H", "vrpc-token: s3cret", "guarded", "Ping", `{"message": "hi"}`},
+			stdout: "{\n  \"message\": \"hi\",\n  \"servedBy\": \"echo-target\"\n}\n"},
+		{name: "list bad header", args: []string{"list", "-f", cfg, "-H", "vrpc-token", "guarded"}, code: 2, stderr: []string{`-H "vrpc-token"`}},
 		{name: "list unknown target", args: []string{"list", "-f", cfg, "nosuch"}, code: 1,
 			stderr: []string{"ERROR:\n  Code: Unimplemented\n", "nosuch"}},
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -15,6 +16,7 @@ import (
 type listFlags struct {
 	file    string
 	timeout time.Duration
+	headers []string
 }
 
 func newListCmd() *cobra.Command {
@@ -29,11 +31,13 @@ Without SERVICE it prints the target's services, one per line (the reflection
 service itself left out). With SERVICE it prints the service's methods, one per
 line as package.Service.Method; a streaming method is marked, since vRPC
 carries unary calls only. An unknown service prints its status as 'vrpc call'
-does and exits 1.
+does and exits 1. -H adds request metadata to the reflection calls, such as
+the token a server's auth plugin asks for.
 
 The client configuration is found as for 'vrpc call'.`,
 		Example: `  vrpc list -f client.yaml demo
-  vrpc list -f client.yaml demo demo.Demo`,
+  vrpc list -f client.yaml demo demo.Demo
+  vrpc list -f client.yaml -H 'vrpc-token: s3cret' demo`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runList(cmd, args, f)
@@ -41,6 +45,7 @@ The client configuration is found as for 'vrpc call'.`,
 		Annotations: map[string]string{logLevelAnnotation: "error"},
 	}
 	addClientConfigFlag(cmd, &f.file)
+	cmd.Flags().StringArrayVarP(&f.headers, "header", "H", nil, `request metadata "name: value" (repeatable; a -bin name takes base64)`)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 0, "deadline of the whole listing (default: timeout.request of the client configuration, for each reflection call)")
 	return cmd
 }
@@ -49,6 +54,10 @@ func runList(cmd *cobra.Command, args []string, f listFlags) error {
 	if f.timeout < 0 {
 		return usageError(cmd, fmt.Errorf("--timeout %v: want a positive duration", f.timeout))
 	}
+	md, err := parseHeaders(f.headers)
+	if err != nil {
+		return usageError(cmd, err)
+	}
 	client, err := openClient(f.file)
 	if err != nil {
 		return err
@@ -56,6 +65,9 @@ func runList(cmd *cobra.Command, args []string, f listFlags) error {
 	defer closeClient(client)
 
 	ctx := cmd.Context()
+	if len(md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, metadata.New(md))
+	}
 	if f.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
