@@ -280,7 +280,7 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 		case errors.Is(err, rpcbus.ErrMessageTooLarge):
 			return status.Errorf(codes.ResourceExhausted, "vrpc: the bus refused the request for its size (%d bytes): %v", len(body), err)
 		case ctx.Err() != nil:
-			return status.FromContextError(ctx.Err()).Err()
+			return notPublished(ctx, topic, err)
 		case errors.Is(err, rpcbus.ErrClosed) || attempt >= c.cfg.Retry.Count:
 			return status.Errorf(codes.Unavailable, "vrpc: publish to %s failed after %d attempt(s): %v", topic, attempt+1, err)
 		}
@@ -291,9 +291,22 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return status.FromContextError(ctx.Err()).Err()
+			return notPublished(ctx, topic, err)
 		}
 	}
+}
+
+// notPublished is the status of a call whose context ended before the bus
+// took its request, the last publish failing with err. A cancelled call is
+// CANCELED. One that reached its deadline is UNAVAILABLE, not
+// DEADLINE_EXCEEDED: the bus was the trouble, and no server runs the
+// request (had the broker kept it after all, a server would drop it as
+// expired), so the caller may try again.
+func notPublished(ctx context.Context, topic string, err error) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Errorf(codes.Unavailable, "vrpc: the bus did not take the request for %s before the deadline: %v", topic, err)
 }
 
 // onReply is the inbox handler: it hands each reply to the call waiting
