@@ -1,6 +1,6 @@
 // Package vtest is the shared harness of vRPC's end-to-end tests: an
 // in-process Kafka per test, vRPC servers and clients that stop when the
-// test ends.
+// test ends, and RunEndToEnd, the end-to-end suite every bus passes.
 package vtest
 
 import (
@@ -59,7 +59,13 @@ func StartServer(t testing.TB, cfg *vrpc.Config) *vserver.Server {
 // NewClient opens a client with clientID on bus, closed when the test ends.
 func NewClient(t testing.TB, bus rpcbus.Config, clientID string) *vclient.Client {
 	t.Helper()
-	c, err := vclient.New(vclient.Config{ClientID: clientID, RpcBus: bus})
+	return startClient(t, vclient.Config{ClientID: clientID, RpcBus: bus})
+}
+
+// startClient opens a client with cfg, closed when the test ends.
+func startClient(t testing.TB, cfg vclient.Config) *vclient.Client {
+	t.Helper()
+	c, err := vclient.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,374 @@
+package vtest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/vclient"
+)
+
+// e2eCases are RunEndToEnd's subtests, in the order they run.
+var e2eCases = []struct {
+	name string
+	run  func(t *testing.T, e *e2e)
+}{
+	{"Echo", testEcho},
+	{"CallProtobuf", testCallProtobuf},
+	{"CallJSON", testCallJSON},
+	{"Status", testStatus},
+	{"Metadata", testMetadata},
+	{"DeadlineTravels", testDeadlineTravels},
+	{"DeadlineExceeded", testDeadlineExceeded},
+	{"Canceled", testCanceled},
+	{"UnknownTarget", testUnknownTarget},
+	{"ReplyRouting", testReplyRouting},
+	{"Concurrent", testConcurrent},
+}
+
+// testEcho: every way of calling reaches the demo target and brings back
+// its reply and response header.
+func testEcho(t *testing.T, e *e2e) {
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			msg := "hello " + cl.name
+			var header metadata.MD
+			resp, err := ping(testContext(t), cl.conn(t, e.client, "demo"), msg, grpc.Header(&header))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Message != msg || resp.ServedBy != demoName {
+				t.Errorf("reply %v, want %q from %s", resp, msg, demoName)
+			}
+			if got := header.Get("x-served-by"); !slices.Equal(got, []string{demoName}) {
+				t.Errorf("header x-served-by = %q, want [%s]", got, demoName)
+			}
+		})
+	}
+}
+
+// testCallProtobuf: Client.Call with a protobuf payload, naming the method
+// in full, without its leading slash, or by its short name, which the
+// server resolves through the target's reflection service.
+func testCallProtobuf(t *testing.T, e *e2e) {
+	ctx := testContext(t)
+	for _, method := range []string{"/demo.Demo/Ping", "demo.Demo/Ping", "Ping"} {
+		msg := "hi " + method
+		resp, err := e.client.Call(ctx, "demo", method, marshal(t, &demo.Request{Message: msg}), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		var out demo.Response
+		if err := proto.Unmarshal(resp.Payload, &out); err != nil {
+			t.Fatalf("%s: reply %q: %v", method, resp.Payload, err)
+		}
+		if out.Message != msg || out.ServedBy != demoName {
+			t.Errorf("%s: reply %v, want %q from %s", method, &out, msg, demoName)
+		}
+		if got := resp.Header.Get("x-served-by"); !slices.Equal(got, []string{demoName}) {
+			t.Errorf("%s: header x-served-by = %q, want [%s]", method, got, demoName)
+		}
+	}
+	_, err := e.client.Call(ctx, "demo", "Pong", nil, nil)
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "/demo.Demo/Ping") {
+		t.Errorf("unknown short method: want UNIMPLEMENTED listing the methods, got %v", err)
+	}
+}
+
+// testCallJSON: Client.Call with a JSON payload gets a JSON reply, with
+// the field names asked for; JSON that does not fit the request message
+// is refused before it reaches the target.
+func testCallJSON(t *testing.T, e *e2e) {
+	ctx := testContext(t)
+	for _, method := range []string{"Ping", "demo.Demo/Ping"} {
+		resp, err := e.client.Call(ctx, "demo", method, []byte(`{"message": "Hello vRPC"}`), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		if got, want := string(resp.Payload), `{"message":"Hello vRPC","servedBy":"`+demoName+`"}`; got != want {
+			t.Errorf("%s: reply %s, want %s", method, got, want)
+		}
+	}
+	resp, err := e.client.Call(ctx, "demo", "Ping", []byte(`{"message": "x"}`), nil, vclient.WithJSONOptions(true, false))
+	if want := `{"message":"x","served_by":"` + demoName + `"}`; err != nil || string(resp.Payload) != want {
+		t.Errorf("proto field names: reply %s, %v; want %s", resp.GetPayload(), err, want)
+	}
+	_, err = e.client.Call(ctx, "probe", "Ping", []byte(`{"message": "json-typo", "mesage": "x"}`), nil)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "mesage") {
+		t.Errorf("bad JSON: want INVALID_ARGUMENT naming the field, got %v", err)
+	}
+	if n := e.probe.executed("json-typo"); n != 0 {
+		t.Errorf("bad JSON reached the target (%d times)", n)
+	}
+}
+
+// testStatus: a target's status (code, message with characters gRPC
+// escapes, details) reaches the caller as calling the target directly
+// would give it, whichever way the caller calls.
+func testStatus(t *testing.T, e *e2e) {
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			ctx := testContext(t)
+			_, err := ping(ctx, cl.conn(t, e.client, "demo"), "")
+			if st := status.Convert(err); st.Code() != codes.InvalidArgument || st.Message() != "message must not be empty" {
+				t.Errorf("the demo's refusal of an empty message: got %v, want INVALID_ARGUMENT", err)
+			}
+			_, err = ping(ctx, cl.conn(t, e.client, "probe"), "error")
+			checkProbeError(t, err)
+		})
+	}
+	t.Run("Call", func(t *testing.T) {
+		_, err := e.client.Call(testContext(t), "probe", "Ping", marshal(t, &demo.Request{Message: "error"}), nil)
+		checkProbeError(t, err)
+	})
+}
+
+// checkProbeError checks that err is the probe's "error" status.
+func checkProbeError(t *testing.T, err error) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.FailedPrecondition || st.Message() != statusMessage {
+		t.Fatalf("got code %v message %q, want FAILED_PRECONDITION %q", st.Code(), st.Message(), statusMessage)
+	}
+	ds := st.Details()
+	if len(ds) != 1 {
+		t.Fatalf("got %d details (%v), want 1", len(ds), ds)
+	}
+	if d, ok := ds[0].(*demo.Response); !ok || d.Message != "detail" || d.ServedBy != probeName {
+		t.Errorf("detail: got %#v, want the probe's demo.Response", ds[0])
+	}
+}
+
+// testMetadata: the caller's request metadata reaches the target (every
+// value of a repeated key), and the target's response header and trailers
+// (a binary one too) reach the caller.
+func testMetadata(t *testing.T, e *e2e) {
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			ctx := metadata.AppendToOutgoingContext(testContext(t), "user-id", "12345", "user-id", "67890")
+			var header, trailer metadata.MD
+			resp, err := ping(ctx, cl.conn(t, e.client, "probe"), "metadata", grpc.Header(&header), grpc.Trailer(&trailer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Message != "12345,67890" {
+				t.Errorf("the target saw user-id %q, want 12345,67890", resp.Message)
+			}
+			checkProbeMetadata(t, header, trailer)
+		})
+	}
+	t.Run("Call", func(t *testing.T) {
+		resp, err := e.client.Call(testContext(t), "probe", "Ping", marshal(t, &demo.Request{Message: "metadata"}), map[string]string{"user-id": "map"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out demo.Response
+		if err := proto.Unmarshal(resp.Payload, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Message != "map" {
+			t.Errorf("the target saw user-id %q, want map", out.Message)
+		}
+		checkProbeMetadata(t, resp.Header, resp.Trailer)
+	})
+}
+
+// checkProbeMetadata checks the header and trailers the probe's
+// "metadata" call sets.
+func checkProbeMetadata(t *testing.T, header, trailer metadata.MD) {
+	t.Helper()
+	if got := header.Get("x-header"); !slices.Equal(got, []string{"h1", "h2"}) {
+		t.Errorf("header x-header = %q, want [h1 h2] (all: %v)", got, header)
+	}
+	if got := trailer.Get("x-trailer"); !slices.Equal(got, []string{"t1"}) {
+		t.Errorf("trailer x-trailer = %q, want [t1] (all: %v)", got, trailer)
+	}
+	if got := trailer.Get("x-bin"); !slices.Equal(got, []string{binTrailer}) {
+		t.Errorf("trailer x-bin = %q, want [%q]", got, binTrailer)
+	}
+}
+
+// testDeadlineTravels: the target sees the caller's own deadline, an
+// instant carried on the wire, not a fresh timeout started when the server
+// read the request; a target timeout shorter than it caps it.
+func testDeadlineTravels(t *testing.T, e *e2e) {
+	deadline := time.Now().Add(time.Minute)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	resp, err := ping(ctx, vclient.NewConn(e.client, "probe"), "deadline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server sends the deadline to the target as a gRPC timeout, which
+	// the target starts on receipt: close, not exact.
+	if got := parseDeadline(t, resp.Message); got.Sub(deadline).Abs() > 100*time.Millisecond {
+		t.Errorf("the target's deadline is %v, the caller's %v", got, deadline)
+	}
+
+	resp, err = ping(ctx, vclient.NewConn(e.client, "capped"), "deadline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parseDeadline(t, resp.Message); !got.Before(deadline.Add(-30 * time.Second)) {
+		t.Errorf("the capped target's deadline is %v: want about 2s after the call, well before the caller's %v", got, deadline)
+	}
+}
+
+func parseDeadline(t *testing.T, s string) time.Time {
+	t.Helper()
+	ns, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("the target answered %q, not its deadline: %v", s, err)
+	}
+	return time.Unix(0, ns)
+}
+
+// testDeadlineExceeded: a call whose target is still busy at the caller's
+// deadline ends with DEADLINE_EXCEEDED (the deadline ends it, not the
+// target), and the client no longer holds it.
+func testDeadlineExceeded(t *testing.T, e *e2e) {
+	c := e.newClient(t, "e2e-deadline")
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			conn := cl.conn(t, c, "probe")
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := within(t, func() error { _, err := ping(ctx, conn, "block"); return err })
+			if status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("want DEADLINE_EXCEEDED, got %v", err)
+			}
+			eventually(t, "no call pending", func() bool { return c.Pending() == 0 })
+		})
+	}
+}
+
+// testCanceled: cancelling a call waiting for its reply ends it with
+// CANCELED and frees its place in the client.
+func testCanceled(t *testing.T, e *e2e) {
+	c := e.newClient(t, "e2e-cancel")
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			conn := cl.conn(t, c, "probe")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { _, err := ping(ctx, conn, "block"); errc <- err }()
+			eventually(t, "the call pending", func() bool { return c.Pending() == 1 })
+			cancel()
+			err := within(t, func() error { return <-errc })
+			if status.Code(err) != codes.Canceled {
+				t.Errorf("want CANCELED, got %v", err)
+			}
+			eventually(t, "no call pending", func() bool { return c.Pending() == 0 })
+		})
+	}
+}
+
+// testUnknownTarget: a call to a target no server serves fails with
+// UNIMPLEMENTED naming it; it does not wait for its deadline.
+func testUnknownTarget(t *testing.T, e *e2e) {
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			_, err := ping(testContext(t), cl.conn(t, e.client, "nosuch"), "x")
+			if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "nosuch") {
+				t.Errorf("want UNIMPLEMENTED naming the target, got %v", err)
+			}
+		})
+	}
+}
+
+// testReplyRouting: clients calling at once each get their own replies,
+// two of them instances with one client id (whose reply addresses share
+// a topic on some buses).
+func testReplyRouting(t *testing.T, e *e2e) {
+	ctx := testContext(t)
+	ids := []string{"e2e-alpha", "e2e-beta", "e2e-beta"}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids))
+	for i, id := range ids {
+		conn := vclient.NewConn(e.newClient(t, id), "demo")
+		wg.Go(func() { errs <- callMany(ctx, conn, fmt.Sprintf("%s-%d", id, i), 100, demoName) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// testConcurrent: calls in flight at once through one client are each
+// answered with their own reply, and the target executes each once.
+func testConcurrent(t *testing.T, e *e2e) {
+	const n = 200
+	if err := callMany(testContext(t), vclient.NewConn(e.client, "probe"), "concurrent", n, probeName); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if msg := fmt.Sprintf("concurrent-%d", i); e.probe.executed(msg) != 1 {
+			t.Errorf("the target executed %s %d times, want once", msg, e.probe.executed(msg))
+		}
+	}
+}
+
+// callMany makes n calls at once through conn, "<prefix>-<i>", and checks
+// that each is answered with its own message by servedBy.
+func callMany(ctx context.Context, conn grpc.ClientConnInterface, prefix string, n int, servedBy string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			msg := fmt.Sprintf("%s-%d", prefix, i)
+			resp, err := ping(ctx, conn, msg)
+			if err == nil && (resp.Message != msg || resp.ServedBy != servedBy) {
+				err = fmt.Errorf("reply %v, want %q from %s", resp, msg, servedBy)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("call %s: %w", msg, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if failed := len(errs); failed > 0 {
+		return fmt.Errorf("%d of %d calls failed, among them: %w", failed, n, <-errs)
+	}
+	return nil
+}
+
+// within returns what f returns, or fails t if f still runs after
+// waitLimit.
+func within(t *testing.T, f func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- f() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(waitLimit):
+		t.Fatalf("the call still runs after %v", waitLimit)
+		return nil
+	}
+}
+
+func marshal(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
