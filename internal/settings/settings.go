@@ -34,7 +34,7 @@ func Decode(prefix string, m map[string]any, into any) error {
 		if err != nil {
 			return fmt.Errorf("%s.%s: %w", prefix, k, err)
 		}
-		f := v.Field(i)
+		f := v.FieldByIndex(i)
 		if err := json.Unmarshal(b, f.Addr().Interface()); err != nil {
 			return fmt.Errorf("%s.%s: want %s, got %s", prefix, k, describe(f.Type()), b)
 		}
@@ -53,12 +53,21 @@ func Keys(into any) []string {
 	return keys
 }
 
-func fieldsByKey(t reflect.Type) map[string]int {
-	fields := make(map[string]int, t.NumField())
+// fieldsByKey maps each key of t to its field's index, including the keys
+// of embedded structs without a json tag of their own (such as TLS).
+func fieldsByKey(t reflect.Type) map[string][]int {
+	fields := make(map[string][]int, t.NumField())
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for k, sub := range fieldsByKey(f.Type) {
+				fields[k] = append([]int{i}, sub...)
+			}
+			continue
+		}
 		if name != "" && name != "-" {
-			fields[name] = i
+			fields[name] = []int{i}
 		}
 	}
 	return fields

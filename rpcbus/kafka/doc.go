@@ -30,6 +30,17 @@
 //	                    partitions a member gains in a rebalance join its
 //	                    fetches only when the one in flight returns: on a
 //	                    quiet topic their messages wait up to this long
+//	sasl_mechanism      PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; default PLAIN
+//	                    when a username is set. Type embedded asks its
+//	                    clients for the same user and password
+//	username, password  the SASL credentials
+//	tls                 true to dial the brokers with TLS; any tls_* key
+//	                    turns it on too (type kafka only)
+//	tls_ca_file         PEM CAs to trust instead of the system's
+//	tls_cert_file,      a PEM client certificate and its key, for brokers
+//	tls_key_file        that ask for one
+//	tls_server_name     the name to verify the brokers' certificates against
+//	tls_insecure_skip_verify  accept any certificate (tests only)
 //
 // and embedded also data_dir, a directory in which the broker keeps its data
 // across restarts (default: memory only).

@@ -32,7 +32,15 @@ func NewEmbedded(cfg rpcbus.Config) (*Bus, error) {
 	default:
 		return nil, fmt.Errorf("rpc_bus.brokers: type embedded runs one broker, at one address; got %q", cfg.Brokers)
 	}
-	c, err := acquire(addr, eo.DataDir, o.MaxMessageBytes, nil)
+	if o.tlsConfig != nil {
+		return nil, badSetting("tls", "the embedded broker serves plain TCP; the tls_* keys are for type kafka")
+	}
+	var user embeddedUser
+	if o.sasl != nil {
+		// The broker asks for the same credentials its clients are given.
+		user = embeddedUser{o.SASLMechanism, o.Username, o.Password}
+	}
+	c, err := acquire(addr, eo.DataDir, o.MaxMessageBytes, user, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +66,7 @@ type Embedded struct {
 // the address of a running broker returns an error wrapping
 // ErrEmbeddedConflict.
 func StartEmbedded(addr string, opts ...kfake.Opt) (*Embedded, error) {
-	c, err := acquire(addr, "", defaultMaxMessageBytes, opts)
+	c, err := acquire(addr, "", defaultMaxMessageBytes, embeddedUser{}, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +86,9 @@ type cluster struct {
 	addr    string   // bound address
 	keys    []string // under which it is registered
 	dataDir string
-	custom  bool // started with caller's kfake options
-	refs    int  // guarded by embeddedMu
+	user    embeddedUser // the SASL user it asks for, if any
+	custom  bool         // started with caller's kfake options
+	refs    int          // guarded by embeddedMu
 }
 
 var (
@@ -90,7 +99,11 @@ var (
 	embedded = map[string]*cluster{}
 )
 
-func acquire(addr, dataDir string, maxMessageBytes int, opts []kfake.Opt) (*cluster, error) {
+// embeddedUser is the SASL user an embedded broker asks its clients for;
+// the zero value asks for none.
+type embeddedUser struct{ mechanism, name, password string }
+
+func acquire(addr, dataDir string, maxMessageBytes int, user embeddedUser, opts []kfake.Opt) (*cluster, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc_bus.brokers: embedded broker address %q: %w", addr, err)
@@ -103,8 +116,8 @@ func acquire(addr, dataDir string, maxMessageBytes int, opts []kfake.Opt) (*clus
 	embeddedMu.Lock()
 	defer embeddedMu.Unlock()
 	if c := embedded[addr]; c != nil && p != 0 {
-		if len(opts) > 0 || c.custom || c.dataDir != dataDir {
-			return nil, fmt.Errorf("%w: at %s (data_dir %q, asked for %q; options are for the first user only)",
+		if len(opts) > 0 || c.custom || c.dataDir != dataDir || c.user != user {
+			return nil, fmt.Errorf("%w: at %s (data_dir %q, asked for %q; the SASL user and options are the first user's too)",
 				ErrEmbeddedConflict, addr, c.dataDir, dataDir)
 		}
 		c.refs++
@@ -122,11 +135,14 @@ func acquire(addr, dataDir string, maxMessageBytes int, opts []kfake.Opt) (*clus
 	if dataDir != "" {
 		kopts = append(kopts, kfake.DataDir(dataDir))
 	}
+	if user != (embeddedUser{}) {
+		kopts = append(kopts, kfake.EnableSASL(), kfake.Superuser(user.mechanism, user.name, user.password))
+	}
 	kc, err := kfake.NewCluster(append(kopts, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: starting the embedded broker at %s: %w", addr, err)
 	}
-	c := &cluster{kc: kc, addr: kc.ListenAddrs()[0], dataDir: dataDir, custom: len(opts) > 0, refs: 1}
+	c := &cluster{kc: kc, addr: kc.ListenAddrs()[0], dataDir: dataDir, user: user, custom: len(opts) > 0, refs: 1}
 	keys := []string{c.addr}
 	if p != 0 && addr != c.addr {
 		keys = append(keys, addr)

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"sort"
@@ -8,6 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/nextpkg/vrpc/internal/settings"
 )
@@ -43,6 +47,17 @@ type options struct {
 	HeartbeatInterval settings.Duration `json:"heartbeat_interval"`
 	RevokeTimeout     settings.Duration `json:"revoke_timeout"`
 	FetchMaxWait      settings.Duration `json:"fetch_max_wait"`
+
+	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; with a
+	// username and none set, PLAIN.
+	SASLMechanism string `json:"sasl_mechanism"`
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+
+	settings.TLS
+
+	tlsConfig *tls.Config    // from the tls_* keys, by validate
+	sasl      sasl.Mechanism // from the sasl_* keys, by validate
 }
 
 // embeddedOptions are the settings only type embedded takes.
@@ -153,6 +168,44 @@ func (o *options) validate() error {
 		return badSetting("heartbeat_interval", "%v is not below session_timeout %v",
 			time.Duration(o.HeartbeatInterval), time.Duration(o.SessionTimeout))
 	}
+	if err := o.buildSASL(); err != nil {
+		return err
+	}
+	c, err := o.TLS.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return badSetting(ke.Key, "%v", ke.Err)
+	}
+	o.tlsConfig = c
+	return nil
+}
+
+// buildSASL checks the sasl_mechanism, username and password keys and
+// builds the mechanism they name, if any.
+func (o *options) buildSASL() error {
+	mech := strings.ToUpper(o.SASLMechanism)
+	if mech == "" && o.Username != "" {
+		mech = "PLAIN"
+	}
+	if mech == "" {
+		if o.Password != "" {
+			return badSetting("username", "is missing: password needs it")
+		}
+		return nil
+	}
+	if o.Username == "" {
+		return badSetting("username", "is missing: sasl_mechanism %s needs a username and a password", mech)
+	}
+	switch mech {
+	case "PLAIN":
+		o.sasl = plain.Auth{User: o.Username, Pass: o.Password}.AsMechanism()
+	case "SCRAM-SHA-256":
+		o.sasl = scram.Auth{User: o.Username, Pass: o.Password}.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		o.sasl = scram.Auth{User: o.Username, Pass: o.Password}.AsSha512Mechanism()
+	default:
+		return badSetting("sasl_mechanism", "%q is not supported (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", o.SASLMechanism)
+	}
+	o.SASLMechanism = mech
 	return nil
 }
 
@@ -170,10 +223,17 @@ func (o *options) fetchMaxBytes() int32 {
 
 // clientOpts are the options every client of the bus shares.
 func (o *options) clientOpts(brokers []string) []kgo.Opt {
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.DialTimeout(time.Duration(o.DialTimeout)),
 	}
+	if o.tlsConfig != nil {
+		opts = append(opts, kgo.DialTLSConfig(o.tlsConfig.Clone()))
+	}
+	if o.sasl != nil {
+		opts = append(opts, kgo.SASL(o.sasl))
+	}
+	return opts
 }
 
 // producerOpts configures the bus's one producer.

@@ -1,0 +1,180 @@
+package kafka_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/kafka"
+)
+
+// roundTrip publishes one message on b and consumes it in a group: the
+// bus can talk to its broker.
+func roundTrip(t *testing.T, b *kafka.Bus) {
+	t.Helper()
+	topic := name(t, "requests")
+	got := make(chan *rpcbus.Delivery, 1)
+	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")},
+		func(d *rpcbus.Delivery) { got <- d })
+	closeSub(t, s)
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("over " + topic)})
+	select {
+	case d := <-got:
+		d.Ack()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery")
+	}
+}
+
+// TestSASL: a bus with the broker's user and password works, for each
+// mechanism; with a wrong password publishing fails (at its deadline:
+// franz-go takes the broker closing the connection for a passing fault).
+func TestSASL(t *testing.T) {
+	t.Parallel()
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			t.Parallel()
+			creds := map[string]any{"sasl_mechanism": mech, "username": "vrpc", "password": "s3cret",
+				"heartbeat_interval": "100ms"}
+			// Type embedded asks its clients for the credentials it is given.
+			broker, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: creds})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = broker.Close() })
+			roundTrip(t, broker)
+
+			good, err := kafka.New(rpcbus.Config{Brokers: broker.Brokers(), Settings: creds})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = good.Close() })
+			roundTrip(t, good)
+
+			wrong := map[string]any{"sasl_mechanism": mech, "username": "vrpc", "password": "guess", "dial_timeout": "2s"}
+			bad, err := kafka.New(rpcbus.Config{Brokers: broker.Brokers(), Settings: wrong})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = bad.Close() })
+			if err := bad.Publish(ctxFor(t, 3*time.Second), name(t, "requests"), &rpcbus.Message{Value: []byte("x")}); err == nil {
+				t.Fatal("publishing with a wrong password succeeded")
+			}
+		})
+	}
+}
+
+// TestTLS: a bus trusting the broker's CA through tls_ca_file talks to a
+// broker that serves TLS only.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert := selfSigned(t, dir)
+	e, err := kafka.StartEmbedded("127.0.0.1:0", kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	b, err := kafka.New(rpcbus.Config{Brokers: []string{e.Addr()}, Settings: map[string]any{
+		"tls_ca_file": filepath.Join(dir, "ca.pem"), "heartbeat_interval": "100ms",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	roundTrip(t, b)
+
+	// Without the CA the broker's certificate is not trusted.
+	plain, err := kafka.New(rpcbus.Config{Brokers: []string{e.Addr()}, Settings: map[string]any{"tls": true, "dial_timeout": "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	if err := plain.Publish(ctxFor(t, 5*time.Second), name(t, "requests"), &rpcbus.Message{Value: []byte("x")}); err == nil {
+		t.Fatal("publishing to a broker with an untrusted certificate succeeded")
+	}
+}
+
+// TestSecuritySettings: bad TLS and SASL settings fail at start-up naming
+// their key.
+func TestSecuritySettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		settings map[string]any
+		embedded bool
+		want     string
+	}{
+		{settings: map[string]any{"sasl_mechanism": "GSSAPI", "username": "u"}, want: "rpc_bus.settings.sasl_mechanism: \"GSSAPI\" is not supported"},
+		{settings: map[string]any{"sasl_mechanism": "PLAIN"}, want: "rpc_bus.settings.username: is missing"},
+		{settings: map[string]any{"password": "p"}, want: "rpc_bus.settings.username: is missing"},
+		{settings: map[string]any{"tls_ca_file": filepath.Join(dir, "nope.pem")}, want: "rpc_bus.settings.tls_ca_file"},
+		{settings: map[string]any{"tls_ca_file": filepath.Join(dir, "junk.pem")}, want: "rpc_bus.settings.tls_ca_file: " + filepath.Join(dir, "junk.pem") + " holds no PEM certificate"},
+		{settings: map[string]any{"tls_cert_file": filepath.Join(dir, "c.pem")}, want: "rpc_bus.settings.tls_key_file: is missing"},
+		{settings: map[string]any{"tls": "yes"}, want: "rpc_bus.settings.tls: want true or false"},
+		{settings: map[string]any{"tls": true}, embedded: true, want: "rpc_bus.settings.tls: the embedded broker serves plain TCP"},
+	} {
+		cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings}
+		var err error
+		var b *kafka.Bus
+		if tc.embedded {
+			b, err = kafka.NewEmbedded(cfg)
+		} else {
+			b, err = kafka.New(cfg)
+		}
+		if err == nil {
+			_ = b.Close()
+			t.Errorf("settings %v: no error, want %q", tc.settings, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("settings %v: %v, want an error containing %q", tc.settings, err, tc.want)
+		}
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 to dir/ca.pem
+// and returns it with its key.
+func selfSigned(t *testing.T, dir string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "vrpc test broker"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
