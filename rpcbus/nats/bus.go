@@ -283,6 +283,19 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 	cfg := b.o.streamConfig(topic)
 	_, err := b.js.CreateStream(ctx, cfg)
+	for wait := 50 * time.Millisecond; storeCreateFailed(err) && wait < time.Second; wait *= 2 {
+		// The server could not create the stream's store: seen when the
+		// last other stream is deleted at the same moment and the server
+		// removes the directory both live in. It passes; try again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			_, err = b.js.CreateStream(ctx, cfg)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// It exists with other settings: another process's, or earlier
 		// ones. The first creator's settings stand.
@@ -296,6 +309,15 @@ func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 	}
 	b.remember(topic)
 	return nil
+}
+
+// jsErrCodeStreamCreate is the JetStream API error of a stream the server
+// failed to create for a reason of its own (not a bad or clashing config).
+const jsErrCodeStreamCreate jetstream.ErrorCode = 10049
+
+func storeCreateFailed(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeStreamCreate
 }
 
 // keep gives topic's stream the keeper consumer if it has no consumer at
