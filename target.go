@@ -9,16 +9,17 @@ import (
 
 // TargetSettings are the keys of targets.<name>.settings.
 type TargetSettings struct {
-	// MaxRetries retries a call that failed with UNAVAILABLE, with
-	// exponential backoff and jitter, within the call's deadline. gRPC
-	// returns UNAVAILABLE when it could not reach the target (connection
-	// refused, connection lost before the request was sent), so the target
-	// has not executed such a call; a target that returns UNAVAILABLE itself
-	// says the same by convention.
+	// MaxRetries retries a call that failed with UNAVAILABLE before it
+	// reached the target (connection refused, no connection to send it
+	// on), so that the target cannot have executed it, with exponential
+	// backoff and jitter, within the call's deadline. A call the target
+	// received is not retried, whatever it answered, unless its method is
+	// idempotent.
 	MaxRetries int `json:"max_retries"`
 	// IdempotentMethods ("pkg.Service/Method", or "pkg.Service" for all its
-	// methods) are also retried after ABORTED, RESOURCE_EXHAUSTED, INTERNAL
-	// and UNKNOWN, which may come after the target ran the call.
+	// methods) are retried up to MaxRetries times after UNAVAILABLE,
+	// ABORTED, RESOURCE_EXHAUSTED, INTERNAL and UNKNOWN, even when the
+	// target may have run the call.
 	IdempotentMethods []string `json:"idempotent_methods"`
 	// DescriptorSet is a file holding the target's compiled descriptors
 	// (protoc --descriptor_set_out --include_imports), used instead of its

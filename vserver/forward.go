@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -231,8 +233,7 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	var out codec.Frame
 	res := &Result{}
 	start := time.Now()
-	err := tgt.conn.Invoke(ctx, call.Method, &in, &out,
-		grpc.ForceCodecV2(codec.Raw{}), grpc.Header(&res.Header), grpc.Trailer(&res.Trailer))
+	err := s.invoke(ctx, tgt, call.Method, &in, &out, grpc.Header(&res.Header), grpc.Trailer(&res.Trailer))
 	res.TargetTime = time.Since(start)
 	if err != nil {
 		res.Status = status.Convert(err)
@@ -243,6 +244,43 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	}
 	res.Payload = out
 	return res
+}
+
+// invoke calls method on the target. A call that fails with UNAVAILABLE
+// before it reached the target (no connection to send it on, so the target
+// cannot have run it) is tried again up to max_retries times, backing off
+// exponentially from 50ms with jitter, while the call's deadline leaves
+// room. Idempotent methods are retried by gRPC's retry policy instead,
+// after more codes (see retryPolicy).
+func (s *Server) invoke(ctx context.Context, tgt *target, method string, in, out *codec.Frame, opts ...grpc.CallOption) error {
+	opts = append(opts, grpc.ForceCodecV2(codec.Raw{}))
+	if tgt.maxRetries == 0 || tgt.isIdempotent(method) {
+		return tgt.conn.Invoke(ctx, method, in, out, opts...)
+	}
+	var p peer.Peer
+	opts = append(opts, grpc.Peer(&p))
+	for attempt := 0; ; attempt++ {
+		p = peer.Peer{}
+		err := tgt.conn.Invoke(ctx, method, in, out, opts...)
+		if err == nil || attempt == tgt.maxRetries || p.Addr != nil || status.Code(err) != codes.Unavailable {
+			// Done, out of tries, or the request reached the target: it
+			// may have run it.
+			return err
+		}
+		backoff := min(50*time.Millisecond<<attempt, time.Second)
+		backoff = backoff/2 + rand.N(backoff/2+1)
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < backoff {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		if tgt.mayRedial() {
+			tgt.conn.ResetConnectBackoff() // the target may be back
+		}
+	}
 }
 
 // reflect answers one server reflection request with the target's own

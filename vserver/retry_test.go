@@ -76,16 +76,19 @@ func TestTargetRetries(t *testing.T) {
 		return err
 	}
 
+	// The target answers each of these: it got the request and may have
+	// run it, so only an idempotent method is tried again.
 	cases := []struct {
 		target, msg string
 		want        codes.Code
 		attempts    int
 	}{
 		{"plain", "UNAVAILABLE:1 plain", codes.Unavailable, 1},
-		{"retry", "UNAVAILABLE:2 retry", codes.OK, 3},
-		{"retry", "ABORTED:1 retry", codes.Aborted, 1}, // not idempotent: may have run
+		{"retry", "UNAVAILABLE:2 retry", codes.Unavailable, 1},
+		{"retry", "ABORTED:1 retry", codes.Aborted, 1},
+		{"idempotent", "UNAVAILABLE:2 idempotent", codes.OK, 3},
 		{"idempotent", "ABORTED:1 idempotent", codes.OK, 2},
-		{"retry", "UNAVAILABLE:5 exhausted", codes.Unavailable, 4},
+		{"idempotent", "UNAVAILABLE:5 exhausted", codes.Unavailable, 4},
 	}
 	for _, tc := range cases {
 		if got := status.Code(call(tc.target, tc.msg)); got != tc.want {
@@ -94,5 +97,75 @@ func TestTargetRetries(t *testing.T) {
 		if got := fd.count(tc.msg); got != tc.attempts {
 			t.Errorf("%s %q: target saw %d attempts, want %d", tc.target, tc.msg, got, tc.attempts)
 		}
+	}
+}
+
+// droppingListener closes the first drop connections it accepts, before
+// any byte is read: a target that is not up yet, as a client sees it.
+type droppingListener struct {
+	net.Listener
+	mu   sync.Mutex
+	drop int
+}
+
+func (l *droppingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		dropped := l.drop > 0
+		if dropped {
+			l.drop--
+		}
+		l.mu.Unlock()
+		if !dropped {
+			return c, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// TestRetryNotReached: a call that could not be sent to its target (the
+// connection failed) is tried again with max_retries, and runs once; with
+// no retries it fails with UNAVAILABLE without reaching the target.
+func TestRetryNotReached(t *testing.T) {
+	t.Parallel()
+	busCfg := startKafka(t)
+	c := newClient(t, busCfg, "retry-caller")
+	for _, tc := range []struct {
+		name     string
+		retries  int
+		want     codes.Code
+		attempts int
+	}{
+		{"no retries", 0, codes.Unavailable, 0},
+		{"retries", 3, codes.OK, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fd := &flakyDemo{attempts: map[string]int{}}
+			srv := grpc.NewServer()
+			demo.RegisterDemoServer(srv, fd)
+			go func() { _ = srv.Serve(&droppingListener{Listener: lis, drop: 1}) }()
+			t.Cleanup(srv.Stop)
+			target := "late-" + strings.ReplaceAll(tc.name, " ", "-")
+			cfg := vtest.ServerConfig(busCfg, map[string]vrpc.Target{
+				target: {Endpoint: lis.Addr().String(), Settings: map[string]any{"max_retries": tc.retries}},
+			})
+			cfg.Name = target
+			startServer(t, cfg)
+			_, err = demo.NewDemoClient(vclient.NewConn(c, target)).Ping(testContext(t), &demo.Request{Message: "OK:0"})
+			if got := status.Code(err); got != tc.want {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if got := fd.count("OK:0"); got != tc.attempts {
+				t.Errorf("the target ran the call %d times, want %d", got, tc.attempts)
+			}
+		})
 	}
 }

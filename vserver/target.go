@@ -29,8 +29,16 @@ type target struct {
 	timeout time.Duration
 	schema  *schema.Source
 
-	mu        sync.Mutex
-	lastReset time.Time
+	// maxRetries is targets.<name>.settings.max_retries: how often a call
+	// that never reached the target is tried again.
+	maxRetries int
+	// idempotent holds the idempotent_methods, as "/pkg.Service/" (all its
+	// methods) or "/pkg.Service/Method"; gRPC's own retry policy covers them.
+	idempotent []string
+
+	mu         sync.Mutex
+	lastReset  time.Time
+	lastRedial time.Time
 }
 
 func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
@@ -43,14 +51,21 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
-	if ts.MaxRetries > 0 {
+	if ts.MaxRetries > 0 && len(ts.IdempotentMethods) > 0 {
 		opts = append(opts, grpc.WithDefaultServiceConfig(retryPolicy(ts)))
 	}
 	conn, err := grpc.NewClient(t.Endpoint, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("targets.%s.endpoint %q: %w", name, t.Endpoint, err)
 	}
-	tgt := &target{name: name, conn: conn, timeout: timeout}
+	tgt := &target{name: name, conn: conn, timeout: timeout, maxRetries: ts.MaxRetries}
+	for _, m := range ts.IdempotentMethods {
+		m = "/" + strings.TrimPrefix(m, "/")
+		if strings.Count(m, "/") == 1 {
+			m += "/" // a whole service
+		}
+		tgt.idempotent = append(tgt.idempotent, m)
+	}
 	if ts.DescriptorSet != "" {
 		if tgt.schema, err = schema.FromDescriptorSet(ts.DescriptorSet); err != nil {
 			_ = conn.Close()
@@ -64,33 +79,53 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 	return tgt, nil
 }
 
-// retryPolicy is the gRPC service config of a target's retries (see
-// vrpc.TargetSettings): UNAVAILABLE for every method, more codes for the
-// idempotent ones. grpc-go backs off exponentially with jitter and never
-// retries past the call's deadline.
+// retryPolicy is the gRPC service config of the retries of a target's
+// idempotent methods (see vrpc.TargetSettings): whatever the target may
+// have done, after UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED, INTERNAL or
+// UNKNOWN. grpc-go backs off exponentially with jitter and never retries
+// past the call's deadline. The other methods are retried by the server
+// itself, and only when the call never reached the target (see
+// Server.invoke).
 func retryPolicy(ts vrpc.TargetSettings) string {
-	policy := func(codes ...string) map[string]any {
-		return map[string]any{
-			"maxAttempts": ts.MaxRetries + 1, "initialBackoff": "0.05s", "maxBackoff": "1s",
-			"backoffMultiplier": 2, "retryableStatusCodes": codes,
+	var names []map[string]string
+	for _, m := range ts.IdempotentMethods {
+		svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
+		name := map[string]string{"service": svc}
+		if method != "" {
+			name["method"] = method
 		}
+		names = append(names, name)
 	}
-	configs := []map[string]any{{"name": []map[string]string{{}}, "retryPolicy": policy("UNAVAILABLE")}}
-	if len(ts.IdempotentMethods) > 0 {
-		var names []map[string]string
-		for _, m := range ts.IdempotentMethods {
-			svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")
-			name := map[string]string{"service": svc}
-			if method != "" {
-				name["method"] = method
-			}
-			names = append(names, name)
-		}
-		configs = append(configs, map[string]any{"name": names,
-			"retryPolicy": policy("UNAVAILABLE", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN")})
+	policy := map[string]any{
+		"maxAttempts": ts.MaxRetries + 1, "initialBackoff": "0.05s", "maxBackoff": "1s", "backoffMultiplier": 2,
+		"retryableStatusCodes": []string{"UNAVAILABLE", "ABORTED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNKNOWN"},
 	}
-	b, _ := json.Marshal(map[string]any{"methodConfig": configs})
+	b, _ := json.Marshal(map[string]any{"methodConfig": []map[string]any{{"name": names, "retryPolicy": policy}}})
 	return string(b)
+}
+
+// isIdempotent reports whether method (full, with its leading slash) is
+// one of the target's idempotent methods.
+func (t *target) isIdempotent(method string) bool {
+	for _, m := range t.idempotent {
+		if method == m || strings.HasSuffix(m, "/") && strings.HasPrefix(method, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayRedial reports whether a retry may ask the conn to reconnect now,
+// skipping its backoff: at most every 50ms, so that a burst of calls to a
+// target that is down does not become a burst of dials.
+func (t *target) mayRedial() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if time.Since(t.lastRedial) < 50*time.Millisecond {
+		return false
+	}
+	t.lastRedial = time.Now()
+	return true
 }
 
 // reflect exchanges one request with the target's server reflection
