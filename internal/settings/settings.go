@@ -7,8 +7,9 @@ package settings
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,37 +21,114 @@ import (
 func Decode(prefix string, m map[string]any, into any) error {
 	v := reflect.ValueOf(into).Elem()
 	fields := fieldsByKey(v.Type())
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the first bad key deterministically
-	for _, k := range keys {
+	for _, k := range sortedKeys(m) {
 		i, ok := fields[k]
 		if !ok {
 			return fmt.Errorf("%s: unknown key %q (known: %s)", prefix, k, strings.Join(Keys(into), ", "))
 		}
-		b, err := json.Marshal(m[k])
-		if err != nil {
+		if err := set(v.FieldByIndex(i), m[k]); err != nil {
 			return fmt.Errorf("%s.%s: %w", prefix, k, err)
-		}
-		f := v.FieldByIndex(i)
-		if err := json.Unmarshal(b, f.Addr().Interface()); err != nil {
-			return fmt.Errorf("%s.%s: want %s, got %s", prefix, k, describe(f.Type()), b)
 		}
 	}
 	return nil
 }
 
+// DecodeKeys decodes m strictly into one or more settings structs, as
+// Decode does into one: each key goes to the first of into that has it.
+// The first bad key, in sorted order, is returned as a *KeyError whose Key
+// is the key of m, for the caller to report in its own error type with its
+// own prefix: an unknown key (listing the known ones, and the nearest as a
+// likely typo), or a value of the wrong type.
+func DecodeKeys(m map[string]any, into ...any) *KeyError {
+	vals := make([]reflect.Value, len(into))
+	fields := make([]map[string][]int, len(into))
+	for n, p := range into {
+		vals[n] = reflect.ValueOf(p).Elem()
+		fields[n] = fieldsByKey(vals[n].Type())
+	}
+	for _, k := range sortedKeys(m) {
+		n := slices.IndexFunc(fields, func(f map[string][]int) bool { _, ok := f[k]; return ok })
+		if n < 0 {
+			return &KeyError{Key: k, Err: unknownKey(k, into)}
+		}
+		if err := set(vals[n].FieldByIndex(fields[n][k]), m[k]); err != nil {
+			return &KeyError{Key: k, Err: err}
+		}
+	}
+	return nil
+}
+
+// unknownKey is the problem with a key none of into has.
+func unknownKey(k string, into []any) error {
+	var known []string
+	for _, p := range into {
+		known = append(known, Keys(p)...)
+	}
+	slices.Sort(known)
+	known = slices.Compact(known)
+	hint := ""
+	if s := Closest(k, known); s != "" {
+		hint = "did you mean " + s + "? "
+	}
+	return fmt.Errorf("unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
+}
+
+// set decodes value, as go-zero's conf hands it over from YAML, into f.
+func set(f reflect.Value, value any) error {
+	b, err := json.Marshal(value)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, f.Addr().Interface()); err != nil {
+		return fmt.Errorf("want %s, got %s", describe(f.Type()), b)
+	}
+	return nil
+}
+
+// sortedKeys are the keys of m in order, so that the first bad key is
+// reported deterministically.
+func sortedKeys(m map[string]any) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// Closest returns the key of known nearest to key if key is likely a typo
+// of it (at most two edits away), or "" if none is. Of equally near keys
+// the first in known wins.
+func Closest(key string, known []string) string {
+	best, bestD := "", 3
+	for _, s := range known {
+		if d := editDistance(key, s); d < bestD {
+			best, bestD = s, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // Keys lists the keys a settings struct accepts, sorted.
 func Keys(into any) []string {
 	fields := fieldsByKey(reflect.TypeOf(into).Elem())
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(fields))
 }
 
 // fieldsByKey maps each key of t to its field's index, including the keys

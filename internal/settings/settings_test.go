@@ -1,6 +1,7 @@
 package settings_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -153,5 +154,106 @@ func TestDurationUnmarshalJSON(t *testing.T) {
 		if err := d.UnmarshalJSON([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// extraSettings are keys one kind of bus takes on top of busSettings, as
+// the embedded Kafka broker's data_dir.
+type extraSettings struct {
+	DataDir string `json:"data_dir"`
+}
+
+// tlsSettings embeds the shared TLS keys.
+type tlsSettings struct {
+	Linger settings.Duration `json:"linger"`
+	settings.TLS
+}
+
+func TestDecodeKeys(t *testing.T) {
+	t.Parallel()
+	s, x := defaults(), extraSettings{}
+	ke := settings.DecodeKeys(map[string]any{"batch_size": float64(100), "data_dir": "/var/lib/vrpc", "linger": "2s"}, &s, &x)
+	if ke != nil {
+		t.Fatal(ke)
+	}
+	want := defaults()
+	want.BatchSize, want.Linger = 100, settings.Duration(2*time.Second)
+	if s != want || x.DataDir != "/var/lib/vrpc" {
+		t.Fatalf("got %+v and %+v, want %+v and data_dir set", s, x, want)
+	}
+	if ke := settings.DecodeKeys(nil, &s); ke != nil {
+		t.Fatalf("nil map: %v", ke)
+	}
+
+	// Keys of an embedded struct are the struct's own.
+	var ts tlsSettings
+	if ke := settings.DecodeKeys(map[string]any{"tls_server_name": "broker", "tls": true}, &ts); ke != nil {
+		t.Fatal(ke)
+	}
+	if !ts.TLS.TLS || ts.ServerName != "broker" {
+		t.Fatalf("embedded TLS keys not decoded: %+v", ts)
+	}
+}
+
+// TestDecodeKeysErrors: the error names the bad key without a prefix, so
+// that each backend can report it in its own error type, and says what to
+// do.
+func TestDecodeKeysErrors(t *testing.T) {
+	t.Parallel()
+	known := "known: batch_size, compression, data_dir, idempotent, linger, ratio)"
+	tests := []struct {
+		m       map[string]any
+		key     string
+		problem string
+	}{
+		{map[string]any{"lingr": "1s"}, "lingr", "unknown key (did you mean linger? " + known},
+		{map[string]any{"datadir": "/x"}, "datadir", "unknown key (did you mean data_dir? " + known},
+		{map[string]any{"nothing_like_it": 1}, "nothing_like_it", "unknown key (" + known},
+		{map[string]any{"linger": 5}, "linger", `want a duration such as "100ms", got 5`},
+		{map[string]any{"data_dir": true}, "data_dir", "want a string, got true"},
+		// With several bad keys, the first in order, every time.
+		{map[string]any{"zz": 1, "aa": 1, "mm": 1, "linger": 5}, "aa", "unknown key ("},
+	}
+	for _, tt := range tests {
+		for range 5 {
+			s, x := defaults(), extraSettings{}
+			ke := settings.DecodeKeys(tt.m, &s, &x)
+			if ke == nil {
+				t.Fatalf("%v: no error", tt.m)
+			}
+			if ke.Key != tt.key || !strings.HasPrefix(ke.Err.Error(), tt.problem) {
+				t.Fatalf("%v: got key %q, problem %q; want key %q, problem %q", tt.m, ke.Key, ke.Err, tt.key, tt.problem)
+			}
+			if ke.Error() != ke.Key+": "+ke.Err.Error() || !errors.Is(ke, ke.Err) {
+				t.Fatalf("%v: KeyError %q does not name its key and wrap its problem", tt.m, ke)
+			}
+		}
+	}
+}
+
+func TestClosest(t *testing.T) {
+	t.Parallel()
+	known := []string{"ack_wait", "max_age", "max_bytes", "queue_type", "tls", "tls_ca_file"}
+	for _, tt := range []struct{ key, want string }{
+		{"ackwait", "ack_wait"},     // one deleted
+		{"queue_typ", "queue_type"}, // one missing
+		{"max_bytse", "max_bytes"},  // two swapped
+		{"tsl", "tls"},
+		{"tls_ca_flie", "tls_ca_file"},
+		{"max_ages", "max_age"},
+		{"ack_wait", "ack_wait"},
+		{"replicas", ""}, // nothing near
+		{"tls_cert_file", ""},
+	} {
+		if got := settings.Closest(tt.key, known); got != tt.want {
+			t.Errorf("Closest(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	if got := settings.Closest("x", nil); got != "" {
+		t.Errorf("Closest with no known keys = %q", got)
+	}
+	// Of equally near keys, the first listed.
+	if got := settings.Closest("max_a", []string{"max_b", "max_c"}); got != "max_b" {
+		t.Errorf("Closest(max_a) = %q, want max_b", got)
 	}
 }

@@ -30,16 +30,6 @@ func (t *TLS) Enabled() bool {
 	return t.TLS || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.InsecureSkipVerify
 }
 
-// KeyError is an error in the value of one settings key.
-type KeyError struct {
-	Key string // such as "tls_ca_file"
-	Err error
-}
-
-func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
-
-func (e *KeyError) Unwrap() error { return e.Err }
-
 // Config returns the TLS configuration, or nil when TLS is off. It reads
 // the files now, so that a wrong path or a bad file is reported at start-up
 // as a *KeyError naming its key, not later as a failed connection.

@@ -2,7 +2,8 @@ package amqp
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // ErrNotConnected is wrapped by the errors of calls that could not reach
@@ -23,28 +24,8 @@ var ErrUnacknowledged = errors.New("amqp: deliveries left unacknowledged")
 // again may succeed.
 var ErrNacked = errors.New("amqp: the broker refused the message (basic.nack)")
 
-// SettingError reports a bad rpc_bus.settings entry or broker address.
-type SettingError struct {
-	// Key is the entry's full path, such as "rpc_bus.settings.queue_type".
-	Key string
-	// Problem says what is wrong and what is accepted.
-	Problem string
-	// Err is the decoding error, if the value did not even have the right
-	// type; its message already names Key.
-	Err error
-}
+// SettingError is the error of a bad rpc_bus.settings entry (or broker
+// address); see rpcbus.SettingError.
+type SettingError = rpcbus.SettingError
 
-// Error implements error.
-func (e *SettingError) Error() string {
-	if e.Problem == "" && e.Err != nil {
-		return e.Err.Error()
-	}
-	return e.Key + ": " + e.Problem
-}
-
-// Unwrap returns the decoding error, if any.
-func (e *SettingError) Unwrap() error { return e.Err }
-
-func badSetting(key, format string, args ...any) error {
-	return &SettingError{Key: settingsPrefix + "." + key, Problem: fmt.Sprintf(format, args...)}
-}
+var badSetting = rpcbus.BadSetting

@@ -2,11 +2,9 @@ package amqp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-const settingsPrefix = "rpc_bus.settings"
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
@@ -38,27 +35,23 @@ const (
 
 // options are the decoded rpc_bus.settings of type amqp.
 type options struct {
-	Vhost                 string            `json:"vhost"`
-	Username              string            `json:"username"`
-	Password              string            `json:"password"`
-	AuthMechanism         string            `json:"auth_mechanism"`
-	TLS                   bool              `json:"tls"`
-	TLSCAFile             string            `json:"tls_ca_file"`
-	TLSCertFile           string            `json:"tls_cert_file"`
-	TLSKeyFile            string            `json:"tls_key_file"`
-	TLSServerName         string            `json:"tls_server_name"`
-	TLSInsecureSkipVerify bool              `json:"tls_insecure_skip_verify"`
-	Exchange              string            `json:"exchange"`
-	QueueType             string            `json:"queue_type"`
-	QueueExpires          settings.Duration `json:"queue_expires"`
-	Persistent            bool              `json:"persistent"`
-	Prefetch              int               `json:"prefetch"`
-	MaxMessageBytes       int               `json:"max_message_bytes"`
-	Heartbeat             settings.Duration `json:"heartbeat"`
-	DialTimeout           settings.Duration `json:"dial_timeout"`
-	ConfirmTimeout        settings.Duration `json:"confirm_timeout"`
-	ReconnectBackoff      settings.Duration `json:"reconnect_backoff"`
-	ConnectionName        string            `json:"connection_name"`
+	Vhost            string            `json:"vhost"`
+	Username         string            `json:"username"`
+	Password         string            `json:"password"`
+	AuthMechanism    string            `json:"auth_mechanism"`
+	Exchange         string            `json:"exchange"`
+	QueueType        string            `json:"queue_type"`
+	QueueExpires     settings.Duration `json:"queue_expires"`
+	Persistent       bool              `json:"persistent"`
+	Prefetch         int               `json:"prefetch"`
+	MaxMessageBytes  int               `json:"max_message_bytes"`
+	Heartbeat        settings.Duration `json:"heartbeat"`
+	DialTimeout      settings.Duration `json:"dial_timeout"`
+	ConfirmTimeout   settings.Duration `json:"confirm_timeout"`
+	ReconnectBackoff settings.Duration `json:"reconnect_backoff"`
+	ConnectionName   string            `json:"connection_name"`
+
+	settings.TLS
 
 	tls *tls.Config // built from the tls_* keys; nil for plain TCP
 }
@@ -85,29 +78,10 @@ func defaultOptions() options {
 // a value of the wrong type or out of range is an error naming the key.
 func decodeOptions(m map[string]any) (options, error) {
 	o := defaultOptions()
-	known := settings.Keys(&o)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	if ke := settings.DecodeKeys(m, &o); ke != nil {
+		return o, badSetting(ke.Key, "%v", ke.Err)
 	}
-	sort.Strings(keys) // report the first bad key deterministically
-	for _, k := range keys {
-		if !contains(known, k) {
-			hint := ""
-			if s := closest(k, known); s != "" {
-				hint = fmt.Sprintf("did you mean %s? ", s)
-			}
-			return o, badSetting(k, "unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
-		}
-		// One key at a time, so that a type error names its key.
-		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, &o); err != nil {
-			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
-		}
-	}
-	if err := o.validate(); err != nil {
-		return o, err
-	}
-	return o, o.loadTLS()
+	return o, o.validate()
 }
 
 func (o *options) validate() error {
@@ -157,55 +131,25 @@ func (o *options) validate() error {
 	switch o.AuthMechanism {
 	case "plain":
 	case "external":
-		if o.TLSCertFile == "" {
+		if o.CertFile == "" {
 			return badSetting("auth_mechanism", "external authenticates with the client certificate: set tls_cert_file and tls_key_file")
 		}
 	default:
 		return badSetting("auth_mechanism", "%q is not supported (want plain, or external for a client certificate)", o.AuthMechanism)
 	}
-	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
-		return badSetting("tls_cert_file", "tls_cert_file and tls_key_file go together (a client certificate and its key)")
-	}
-	return nil
-}
-
-// useTLS reports whether connections use TLS: tls is set, or any TLS file
-// or option is.
-func (o *options) useTLS() bool {
-	return o.TLS || o.TLSCAFile != "" || o.TLSCertFile != "" || o.TLSServerName != "" || o.TLSInsecureSkipVerify
-}
-
-// loadTLS reads the CA and client certificate files, so that a missing or
-// bad file is reported at start-up with its key.
-func (o *options) loadTLS() error {
-	if !o.useTLS() {
-		return nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         o.TLSServerName,
-		InsecureSkipVerify: o.TLSInsecureSkipVerify, //nolint:gosec // the operator's explicit choice
-	}
-	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
-		if err != nil {
-			return badSetting("tls_ca_file", "%v", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return badSetting("tls_ca_file", "%s holds no PEM certificate", o.TLSCAFile)
-		}
-	}
-	if o.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-		if err != nil {
-			return badSetting("tls_cert_file", "loading the key pair %s and %s: %v", o.TLSCertFile, o.TLSKeyFile, err)
-		}
-		c.Certificates = []tls.Certificate{cert}
+	// The files are read now, so that a missing or bad one is reported at
+	// start-up with its key.
+	c, err := o.TLS.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return badSetting(ke.Key, "%v", ke.Err)
 	}
 	o.tls = c
 	return nil
 }
+
+// useTLS reports whether connections use TLS: tls is set, or any other
+// tls_* key is.
+func (o *options) useTLS() bool { return o.Enabled() }
 
 // brokerAddrs checks rpc_bus.brokers and returns them as host:port, with
 // the AMQP port (5671 with TLS) where none is given.
@@ -274,42 +218,5 @@ func (o *options) queueArgs() amqp.Table {
 	return args
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// closest returns the known key nearest to k if it is a likely typo.
-func closest(k string, known []string) string {
-	best, bestD := "", 3 // at most two edits away
-	for _, s := range known {
-		if d := editDistance(k, s); d < bestD {
-			best, bestD = s, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// contains reports whether list holds s.
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

@@ -2,9 +2,6 @@ package kafka
 
 import (
 	"crypto/tls"
-	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,7 +13,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-const settingsPrefix = "rpc_bus.settings"
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
@@ -87,36 +83,12 @@ func defaultOptions() options {
 // extra declares, into extra (nil for type kafka).
 func decodeOptions(m map[string]any, extra any) (options, error) {
 	o := defaultOptions()
-	own := settings.Keys(&o)
-	var more []string
+	into := []any{&o}
 	if extra != nil {
-		more = settings.Keys(extra)
+		into = append(into, extra)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the first bad key deterministically
-	for _, k := range keys {
-		var into any
-		switch {
-		case slices.Contains(own, k):
-			into = &o
-		case slices.Contains(more, k):
-			into = extra
-		default:
-			known := append(slices.Clone(own), more...)
-			sort.Strings(known)
-			hint := ""
-			if s := closest(k, known); s != "" {
-				hint = fmt.Sprintf("did you mean %s? ", s)
-			}
-			return o, badSetting(k, "unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
-		}
-		// One key at a time, so that a type error names its key.
-		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, into); err != nil {
-			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
-		}
+	if ke := settings.DecodeKeys(m, into...); ke != nil {
+		return o, badSetting(ke.Key, "%v", ke.Err)
 	}
 	return o, o.validate()
 }
@@ -283,35 +255,4 @@ func codec(name string) kgo.CompressionCodec {
 		return kgo.ZstdCompression()
 	}
 	return kgo.NoCompression()
-}
-
-// closest returns the known key nearest to k if it is a likely typo.
-func closest(k string, known []string) string {
-	best, bestD := "", 3 // at most two edits away
-	for _, s := range known {
-		if d := editDistance(k, s); d < bestD {
-			best, bestD = s, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -2,7 +2,8 @@ package mqtt
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // ErrDisconnected is wrapped by the errors of calls that needed the broker
@@ -16,28 +17,8 @@ var ErrDisconnected = errors.New("mqtt: not connected to the broker")
 // them, and another member of the group receives them again.
 var ErrUnacknowledged = errors.New("mqtt: deliveries left unacknowledged")
 
-// SettingError reports a bad rpc_bus.settings entry.
-type SettingError struct {
-	// Key is the entry's full path, such as "rpc_bus.settings.qos".
-	Key string
-	// Problem says what is wrong and what is accepted.
-	Problem string
-	// Err is the decoding error, if the value did not even have the right
-	// type; its message already names Key.
-	Err error
-}
+// SettingError is the error of a bad rpc_bus.settings entry (or broker
+// address); see rpcbus.SettingError.
+type SettingError = rpcbus.SettingError
 
-// Error implements error.
-func (e *SettingError) Error() string {
-	if e.Problem == "" && e.Err != nil {
-		return e.Err.Error()
-	}
-	return e.Key + ": " + e.Problem
-}
-
-// Unwrap returns the decoding error, if any.
-func (e *SettingError) Unwrap() error { return e.Err }
-
-func badSetting(key, format string, args ...any) error {
-	return &SettingError{Key: settingsPrefix + "." + key, Problem: fmt.Sprintf(format, args...)}
-}
+var badSetting = rpcbus.BadSetting

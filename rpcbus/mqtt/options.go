@@ -2,19 +2,16 @@ package mqtt
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math"
 	"net"
-	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-const settingsPrefix = "rpc_bus.settings"
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
@@ -36,22 +33,18 @@ const (
 
 // options are the decoded rpc_bus.settings of type mqtt.
 type options struct {
-	ClientIDPrefix        string            `json:"client_id_prefix"`
-	Username              string            `json:"username"`
-	Password              string            `json:"password"`
-	TLS                   bool              `json:"tls"`
-	TLSCAFile             string            `json:"tls_ca_file"`
-	TLSCertFile           string            `json:"tls_cert_file"`
-	TLSKeyFile            string            `json:"tls_key_file"`
-	TLSServerName         string            `json:"tls_server_name"`
-	TLSInsecureSkipVerify bool              `json:"tls_insecure_skip_verify"`
-	QoS                   int               `json:"qos"`
-	SessionExpiry         settings.Duration `json:"session_expiry"`
-	WillDelay             settings.Duration `json:"will_delay"`
-	Keepalive             settings.Duration `json:"keepalive"`
-	ConnectTimeout        settings.Duration `json:"connect_timeout"`
-	ReconnectBackoffMax   settings.Duration `json:"reconnect_backoff_max"`
-	MaxMessageBytes       int               `json:"max_message_bytes"`
+	ClientIDPrefix      string            `json:"client_id_prefix"`
+	Username            string            `json:"username"`
+	Password            string            `json:"password"`
+	QoS                 int               `json:"qos"`
+	SessionExpiry       settings.Duration `json:"session_expiry"`
+	WillDelay           settings.Duration `json:"will_delay"`
+	Keepalive           settings.Duration `json:"keepalive"`
+	ConnectTimeout      settings.Duration `json:"connect_timeout"`
+	ReconnectBackoffMax settings.Duration `json:"reconnect_backoff_max"`
+	MaxMessageBytes     int               `json:"max_message_bytes"`
+
+	settings.TLS
 
 	tlsConfig *tls.Config // built by validate when TLS is on
 }
@@ -72,24 +65,8 @@ func defaultOptions() options {
 // decodeOptions decodes m strictly into the options and validates them.
 func decodeOptions(m map[string]any) (options, error) {
 	o := defaultOptions()
-	known := settings.Keys(&o)
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the first bad key deterministically
-	for _, k := range keys {
-		if !contains(known, k) {
-			hint := ""
-			if s := closest(k, known); s != "" {
-				hint = fmt.Sprintf("did you mean %s? ", s)
-			}
-			return o, badSetting(k, "unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
-		}
-		// One key at a time, so that a type error names its key.
-		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, &o); err != nil {
-			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
-		}
+	if ke := settings.DecodeKeys(m, &o); ke != nil {
+		return o, badSetting(ke.Key, "%v", ke.Err)
 	}
 	return o, o.validate()
 }
@@ -137,52 +114,14 @@ func (o *options) validate() error {
 	if o.MaxMessageBytes < minMaxMessageBytes || o.MaxMessageBytes > maxMaxMessageBytes {
 		return badSetting("max_message_bytes", "%d is out of range (want %d to %d bytes)", o.MaxMessageBytes, minMaxMessageBytes, maxMaxMessageBytes)
 	}
-	tlsSet := o.TLSCAFile != "" || o.TLSCertFile != "" || o.TLSKeyFile != "" || o.TLSServerName != "" || o.TLSInsecureSkipVerify
-	if tlsSet && !o.TLS {
-		o.TLS = true // any tls_* key turns TLS on
+	// The files are read once, at start-up, so that a wrong path is an
+	// error naming its key rather than a failed dial.
+	c, err := o.TLS.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return badSetting(ke.Key, "%v", ke.Err)
 	}
-	if o.TLS {
-		cfg, err := o.buildTLS()
-		if err != nil {
-			return err
-		}
-		o.tlsConfig = cfg
-	}
+	o.tlsConfig = c
 	return nil
-}
-
-// buildTLS reads the CA and client certificate files once, at start-up, so
-// that a wrong path is an error naming its key rather than a failed dial.
-func (o *options) buildTLS() (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         o.TLSServerName,
-		InsecureSkipVerify: o.TLSInsecureSkipVerify, //nolint:gosec // the operator's explicit choice
-	}
-	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
-		if err != nil {
-			return nil, badSetting("tls_ca_file", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, badSetting("tls_ca_file", "%q holds no PEM certificate", o.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	switch {
-	case o.TLSCertFile != "" && o.TLSKeyFile != "":
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-		if err != nil {
-			return nil, badSetting("tls_cert_file", "loading the key pair %q, %q: %v", o.TLSCertFile, o.TLSKeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case o.TLSCertFile != "":
-		return nil, badSetting("tls_key_file", "is missing: tls_cert_file needs its private key")
-	case o.TLSKeyFile != "":
-		return nil, badSetting("tls_cert_file", "is missing: tls_key_file needs its certificate")
-	}
-	return cfg, nil
 }
 
 // broker is one entry of rpc_bus.brokers: host:port, optionally with a
@@ -198,7 +137,7 @@ func parseBrokers(list []string, o *options) ([]broker, error) {
 	}
 	out := make([]broker, 0, len(list))
 	for _, s := range list {
-		b := broker{addr: s, tls: o.TLS}
+		b := broker{addr: s, tls: o.Enabled()}
 		if scheme, rest, ok := strings.Cut(s, "://"); ok {
 			switch strings.ToLower(scheme) {
 			case "tcp", "mqtt":
@@ -214,14 +153,9 @@ func parseBrokers(list []string, o *options) ([]broker, error) {
 		}
 		out = append(out, b)
 	}
-	for _, b := range out {
-		if b.tls && o.tlsConfig == nil {
-			cfg, err := o.buildTLS()
-			if err != nil {
-				return nil, err
-			}
-			o.tlsConfig = cfg
-		}
+	if o.tlsConfig == nil && slices.ContainsFunc(out, func(b broker) bool { return b.tls }) {
+		// A TLS scheme without tls_* keys: the defaults, which cannot fail.
+		o.tlsConfig, _ = (&settings.TLS{TLS: true}).Config()
 	}
 	return out, nil
 }
@@ -229,42 +163,5 @@ func parseBrokers(list []string, o *options) ([]broker, error) {
 // seconds converts a validated duration setting to MQTT's uint32 seconds.
 func seconds(d settings.Duration) uint32 { return uint32(time.Duration(d) / time.Second) }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// closest returns the known key nearest to k if it is a likely typo.
-func closest(k string, known []string) string {
-	best, bestD := "", 3 // at most two edits away
-	for _, s := range known {
-		if d := editDistance(k, s); d < bestD {
-			best, bestD = s, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// contains reports whether list holds s.
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

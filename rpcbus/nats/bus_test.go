@@ -51,7 +51,7 @@ func TestSettings(t *testing.T) {
 		settings map[string]any
 		want     string
 	}{
-		{nil, map[string]any{"tokn": "x"}, `rpc_bus.settings: unknown key "tokn" (known: ack_wait, connect_timeout, creds_file, max_age, max_bytes, password, reconnect_wait, replicas, storage, tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, token, user)`},
+		{nil, map[string]any{"tokn": "x"}, `rpc_bus.settings.tokn: unknown key (did you mean token? known: ack_wait, connect_timeout, creds_file, max_age, max_bytes, password, reconnect_wait, replicas, storage, tls, tls_ca_file, tls_cert_file, tls_insecure_skip_verify, tls_key_file, tls_server_name, token, user)`},
 		{nil, map[string]any{"max_bytes": "lots"}, "rpc_bus.settings.max_bytes: want a number"},
 		{nil, map[string]any{"storage": "tape"}, "rpc_bus.settings.storage"},
 		{nil, map[string]any{"tls_cert_file": "/nonexistent/cert.pem", "tls_key_file": "/nonexistent/key.pem"}, "rpc_bus.settings.tls_cert_file"},

@@ -27,10 +27,12 @@
 //	token            authenticate with a token, or
 //	user, password   with a user and password, or
 //	creds_file       with a credentials file (JWT and NKey seed)
+//	tls              true for TLS with the system's CAs
 //	tls_ca_file      PEM CA certificates that verify the server
 //	tls_cert_file    PEM client certificate and key, for mutual TLS
 //	tls_key_file
 //	tls_server_name  the name to verify the server's certificate against
+//	tls_insecure_skip_verify  do not verify the server's certificate (tests only)
 //	connect_timeout  dial timeout; default 5s
 //	reconnect_wait   the longest wait between reconnect attempts; default 2s
 //	ack_wait         how long a delivery may go unacknowledged before the

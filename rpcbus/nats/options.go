@@ -2,7 +2,6 @@ package nats
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"math/rand/v2"
 	"os"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-const settingsPrefix = "rpc_bus.settings"
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
@@ -38,10 +36,6 @@ type options struct {
 	User           string            `json:"user"`
 	Password       string            `json:"password"`
 	CredsFile      string            `json:"creds_file"`
-	TLSCAFile      string            `json:"tls_ca_file"`
-	TLSCertFile    string            `json:"tls_cert_file"`
-	TLSKeyFile     string            `json:"tls_key_file"`
-	TLSServerName  string            `json:"tls_server_name"`
 	ConnectTimeout settings.Duration `json:"connect_timeout"`
 	ReconnectWait  settings.Duration `json:"reconnect_wait"`
 	AckWait        settings.Duration `json:"ack_wait"`
@@ -49,6 +43,8 @@ type options struct {
 	MaxBytes       int64             `json:"max_bytes"`
 	Replicas       int               `json:"replicas"`
 	Storage        string            `json:"storage"`
+
+	settings.TLS
 
 	tls *tls.Config // built from the tls_* keys by validate; nil without them
 }
@@ -69,8 +65,8 @@ func defaultOptions() options {
 // type or out of range is an error naming the key.
 func decodeOptions(m map[string]any) (options, error) {
 	o := defaultOptions()
-	if err := settings.Decode(settingsPrefix, m, &o); err != nil {
-		return o, &SettingError{Err: err}
+	if ke := settings.DecodeKeys(m, &o); ke != nil {
+		return o, badSetting(ke.Key, "%v", ke.Err)
 	}
 	return o, o.validate()
 }
@@ -89,9 +85,13 @@ func (o *options) validate() error {
 			return badSetting("creds_file", "cannot be read: %v", err)
 		}
 	}
-	if err := o.buildTLS(); err != nil {
-		return err
+	// The files are read now, so that a wrong path is an error naming its
+	// key at start-up rather than a failed connection.
+	c, err := o.TLS.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return badSetting(ke.Key, "%v", ke.Err)
 	}
+	o.tls = c
 	for _, d := range []struct {
 		key      string
 		v        settings.Duration
@@ -121,40 +121,6 @@ func (o *options) validate() error {
 	default:
 		return badSetting("storage", "%q is not supported (want file or memory)", o.Storage)
 	}
-	return nil
-}
-
-// buildTLS loads the tls_* files now, so that a wrong path is an error
-// naming its key at start-up rather than a failed connection.
-func (o *options) buildTLS() error {
-	if o.TLSCAFile == "" && o.TLSCertFile == "" && o.TLSKeyFile == "" && o.TLSServerName == "" {
-		return nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName}
-	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
-		if err != nil {
-			return badSetting("tls_ca_file", "cannot be read: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return badSetting("tls_ca_file", "%s holds no PEM certificate", o.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	switch {
-	case o.TLSCertFile != "" && o.TLSKeyFile == "":
-		return badSetting("tls_key_file", "is required with tls_cert_file")
-	case o.TLSKeyFile != "" && o.TLSCertFile == "":
-		return badSetting("tls_cert_file", "is required with tls_key_file")
-	case o.TLSCertFile != "":
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-		if err != nil {
-			return badSetting("tls_cert_file", "with tls_key_file: %v", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	o.tls = cfg
 	return nil
 }
 

@@ -73,18 +73,20 @@ func TestDecodeOptions(t *testing.T) {
 		{"token", map[string]any{"token": "secret"}, ""},
 		{"creds", map[string]any{"creds_file": creds}, ""},
 		{"no age limit", map[string]any{"max_age": "0s"}, ""},
-		{"unknown key", map[string]any{"ackwait": "1s"}, `rpc_bus.settings: unknown key "ackwait"`},
+		{"tls alone", map[string]any{"tls": true}, ""},
+		{"tls without verifying", map[string]any{"tls_insecure_skip_verify": true}, ""},
+		{"unknown key", map[string]any{"ackwait": "1s"}, "rpc_bus.settings.ackwait: unknown key (did you mean ack_wait? known: ack_wait,"},
 		{"wrong type", map[string]any{"replicas": "three"}, "rpc_bus.settings.replicas: want a number"},
 		{"bad duration", map[string]any{"ack_wait": "soon"}, "rpc_bus.settings.ack_wait: want a duration"},
 		{"token and user", map[string]any{"token": "t", "user": "u"}, "rpc_bus.settings.token: cannot be combined"},
 		{"creds and token", map[string]any{"creds_file": creds, "token": "t"}, "rpc_bus.settings.creds_file: cannot be combined"},
 		{"password alone", map[string]any{"password": "p"}, "rpc_bus.settings.password: is set without user"},
 		{"creds missing", map[string]any{"creds_file": missing}, "rpc_bus.settings.creds_file: cannot be read"},
-		{"ca missing", map[string]any{"tls_ca_file": missing}, "rpc_bus.settings.tls_ca_file: cannot be read"},
+		{"ca missing", map[string]any{"tls_ca_file": missing}, "rpc_bus.settings.tls_ca_file: open " + missing},
 		{"ca not PEM", map[string]any{"tls_ca_file": creds}, "rpc_bus.settings.tls_ca_file: " + creds + " holds no PEM certificate"},
-		{"cert without key", map[string]any{"tls_cert_file": cert}, "rpc_bus.settings.tls_key_file: is required"},
-		{"key without cert", map[string]any{"tls_key_file": key}, "rpc_bus.settings.tls_cert_file: is required"},
-		{"cert and key mismatch", map[string]any{"tls_cert_file": cert, "tls_key_file": cert}, "rpc_bus.settings.tls_cert_file: with tls_key_file"},
+		{"cert without key", map[string]any{"tls_cert_file": cert}, "rpc_bus.settings.tls_key_file: is missing: tls_cert_file needs its private key"},
+		{"key without cert", map[string]any{"tls_key_file": key}, "rpc_bus.settings.tls_cert_file: is missing: tls_key_file needs its certificate"},
+		{"cert and key mismatch", map[string]any{"tls_cert_file": cert, "tls_key_file": cert}, "rpc_bus.settings.tls_cert_file: loading the key pair"},
 		{"ack_wait too short", map[string]any{"ack_wait": "100ms"}, "rpc_bus.settings.ack_wait: 100ms is out of range"},
 		{"max_age too short", map[string]any{"max_age": "10ms"}, "rpc_bus.settings.max_age"},
 		{"max_bytes zero", map[string]any{"max_bytes": float64(0)}, "rpc_bus.settings.max_bytes"},
@@ -101,6 +103,9 @@ func TestDecodeOptions(t *testing.T) {
 				t.Fatalf("settings %v: %v", tc.settings, err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("settings %v: error %v, want one containing %q", tc.settings, err, tc.want)
+			}
+			if strings.HasPrefix(tc.name, "tls") && o.tls == nil {
+				t.Errorf("settings %v: TLS is not on", tc.settings)
 			}
 			if tc.name == "everything" {
 				if o.tls == nil || o.tls.RootCAs == nil || len(o.tls.Certificates) != 1 || o.tls.ServerName != "nats.example" {

@@ -22,6 +22,8 @@
 //	tls_cert_file      PEM client certificate, with
 //	tls_key_file       its PEM key
 //	tls_server_name    name to verify; default the broker's host
+//	tls_insecure_skip_verify  do not verify the server's certificate
+//	                   (tests only)
 //	max_len            entries a stream keeps, about (XADD MAXLEN ~); default
 //	                   100000
 //	max_message_bytes  largest message (key, value and headers); default

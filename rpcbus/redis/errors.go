@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 var (
@@ -20,31 +22,11 @@ var (
 	ErrUnacknowledged = errors.New("redis: deliveries left unacknowledged")
 )
 
-// SettingError reports a bad rpc_bus.settings entry.
-type SettingError struct {
-	// Key is the entry's full path, such as "rpc_bus.settings.max_len".
-	Key string
-	// Problem says what is wrong and what is accepted.
-	Problem string
-	// Err is the decoding error, if the value did not even have the right
-	// type; its message already names Key.
-	Err error
-}
+// SettingError is the error of a bad rpc_bus.settings entry (or broker
+// address); see rpcbus.SettingError.
+type SettingError = rpcbus.SettingError
 
-// Error implements error.
-func (e *SettingError) Error() string {
-	if e.Problem == "" && e.Err != nil {
-		return e.Err.Error()
-	}
-	return e.Key + ": " + e.Problem
-}
-
-// Unwrap returns the decoding error, if any.
-func (e *SettingError) Unwrap() error { return e.Err }
-
-func badSetting(key, format string, args ...any) error {
-	return &SettingError{Key: settingsPrefix + "." + key, Problem: fmt.Sprintf(format, args...)}
-}
+var badSetting = rpcbus.BadSetting
 
 // transient reports whether err means the server could not be reached or
 // could not serve the command for now, rather than refused it.

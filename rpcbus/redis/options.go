@@ -3,12 +3,9 @@ package redis
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,7 +16,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-const settingsPrefix = "rpc_bus.settings"
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
@@ -40,11 +36,6 @@ type options struct {
 	DB              int               `json:"db"`
 	Username        string            `json:"username"`
 	Password        string            `json:"password"`
-	TLS             bool              `json:"tls"`
-	TLSCAFile       string            `json:"tls_ca_file"`
-	TLSCertFile     string            `json:"tls_cert_file"`
-	TLSKeyFile      string            `json:"tls_key_file"`
-	TLSServerName   string            `json:"tls_server_name"`
 	MaxLen          int64             `json:"max_len"`
 	MaxMessageBytes int               `json:"max_message_bytes"`
 	ClaimIdle       settings.Duration `json:"claim_idle"`
@@ -52,6 +43,8 @@ type options struct {
 	Block           settings.Duration `json:"block"`
 	DialTimeout     settings.Duration `json:"dial_timeout"`
 	PoolSize        int               `json:"pool_size"`
+
+	settings.TLS
 
 	tlsConfig *tls.Config // built from the tls* keys by validate
 }
@@ -77,16 +70,8 @@ func defaultPoolSize() int { return 10 * runtime.GOMAXPROCS(0) }
 // type is an error naming the key.
 func decodeOptions(m map[string]any) (options, error) {
 	o := defaultOptions()
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // report the first bad key deterministically
-	for _, k := range keys {
-		// One key at a time, so that the error names its key.
-		if err := settings.Decode(settingsPrefix, map[string]any{k: m[k]}, &o); err != nil {
-			return o, &SettingError{Key: settingsPrefix + "." + k, Err: err}
-		}
+	if ke := settings.DecodeKeys(m, &o); ke != nil {
+		return o, badSetting(ke.Key, "%v", ke.Err)
 	}
 	return o, o.validate()
 }
@@ -122,35 +107,13 @@ func (o *options) validate() error {
 			return badSetting(d.key, "%v is out of range (want %v to %v)", v, d.min, d.max)
 		}
 	}
-	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
-		return badSetting("tls_cert_file", "tls_cert_file and tls_key_file go together (got only one of them)")
+	// The files are read now, so that a wrong path is an error naming its
+	// key at start-up rather than a failed connection.
+	c, err := o.TLS.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return badSetting(ke.Key, "%v", ke.Err)
 	}
-	if !o.TLS && (o.TLSCAFile != "" || o.TLSCertFile != "" || o.TLSServerName != "") {
-		o.TLS = true // a TLS file or name implies TLS
-	}
-	if !o.TLS {
-		return nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName}
-	if o.TLSCAFile != "" {
-		pem, err := os.ReadFile(o.TLSCAFile)
-		if err != nil {
-			return badSetting("tls_ca_file", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return badSetting("tls_ca_file", "%s holds no PEM certificate", o.TLSCAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if o.TLSCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCertFile, o.TLSKeyFile)
-		if err != nil {
-			return badSetting("tls_cert_file", "loading the client certificate %s and key %s: %v", o.TLSCertFile, o.TLSKeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	o.tlsConfig = cfg
+	o.tlsConfig = c
 	return nil
 }
 
