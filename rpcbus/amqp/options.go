@@ -14,7 +14,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
 	defaultHost            = "127.0.0.1"

@@ -12,7 +12,6 @@ import (
 	"github.com/nextpkg/vrpc/internal/settings"
 )
 
-
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
 const (
 	defaultServer         = "nats://127.0.0.1:4222"
