@@ -1,6 +1,7 @@
 package vrpc
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 
@@ -25,6 +26,32 @@ type TargetSettings struct {
 	// (protoc --descriptor_set_out --include_imports), used instead of its
 	// server reflection to resolve short method names and transcode JSON.
 	DescriptorSet string `json:"descriptor_set"`
+
+	// TLS dials the target with TLS; any other tls_* key turns it on too.
+	// TLSCAFile holds the PEM CAs to trust instead of the system's;
+	// TLSCertFile and TLSKeyFile a client certificate and its key, for a
+	// target that asks for one; TLSServerName the name to verify the
+	// target's certificate against when it is not the endpoint's host;
+	// TLSInsecureSkipVerify accepts any certificate (tests only).
+	TLS                   bool   `json:"tls"`
+	TLSCAFile             string `json:"tls_ca_file"`
+	TLSCertFile           string `json:"tls_cert_file"`
+	TLSKeyFile            string `json:"tls_key_file"`
+	TLSServerName         string `json:"tls_server_name"`
+	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify"`
+}
+
+// TLSConfig returns the TLS configuration of the target's connection, or
+// nil for plain text. It reads the files, so a bad one is an error naming
+// its key.
+func (s *TargetSettings) TLSConfig(name string) (*tls.Config, error) {
+	t := settings.TLS{TLS: s.TLS, CAFile: s.TLSCAFile, CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile,
+		ServerName: s.TLSServerName, InsecureSkipVerify: s.TLSInsecureSkipVerify}
+	c, err := t.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return nil, fmt.Errorf("targets.%s.settings.%s: %v", name, ke.Key, ke.Err)
+	}
+	return c, err
 }
 
 // ParseTargetSettings decodes and checks targets.<name>.settings.
@@ -42,6 +69,9 @@ func ParseTargetSettings(name string, m map[string]any) (TargetSettings, error) 
 		if svc == "" || strings.Contains(method, "/") {
 			return s, fmt.Errorf("%s.idempotent_methods[%d] %q: want package.Service/Method or package.Service", prefix, i, m)
 		}
+	}
+	if _, err := s.TLSConfig(name); err != nil {
+		return s, err
 	}
 	return s, nil
 }

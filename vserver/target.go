@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -47,8 +48,16 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConfig, err := ts.TLSConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	creds := insecure.NewCredentials()
+	if tlsConfig != nil {
+		creds = credentials.NewTLS(tlsConfig)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)),
 	}
 	if ts.MaxRetries > 0 && len(ts.IdempotentMethods) > 0 {

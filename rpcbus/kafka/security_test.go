@@ -1,15 +1,7 @@
 package kafka_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
@@ -82,15 +75,14 @@ func TestSASL(t *testing.T) {
 // broker that serves TLS only.
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cert := selfSigned(t, dir)
+	cert, caFile := vtest.SelfSigned(t)
 	e, err := kafka.StartEmbedded("127.0.0.1:0", kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
 	b, err := kafka.New(rpcbus.Config{Brokers: []string{e.Addr()}, Settings: map[string]any{
-		"tls_ca_file": filepath.Join(dir, "ca.pem"), "heartbeat_interval": "100ms",
+		"tls_ca_file": caFile, "heartbeat_interval": "100ms",
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -148,33 +140,4 @@ func TestSecuritySettings(t *testing.T) {
 			t.Errorf("settings %v: %v, want an error containing %q", tc.settings, err, tc.want)
 		}
 	}
-}
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 to dir/ca.pem
-// and returns it with its key.
-func selfSigned(t *testing.T, dir string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "vrpc test broker"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
