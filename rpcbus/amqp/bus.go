@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -44,9 +44,7 @@ type Bus struct {
 	ids      atomic.Uint64 // MessageIds, to match returns to publishes
 	inflight atomic.Int64  // publishes under way, for Close
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	open   map[closer]struct{} // subscriptions and inboxes not yet closed
+	open closeset.Set[closer] // subscriptions and inboxes not yet closed
 
 	// onDeclare, if set, is told the name of every durable queue the bus
 	// declares (tests delete them afterwards).
@@ -78,7 +76,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bus{o: o, addrs: addrs, open: make(map[closer]struct{}), deliveryMode: amqp.Persistent}
+	b := &Bus{o: o, addrs: addrs, deliveryMode: amqp.Persistent}
 	if !o.Persistent {
 		b.deliveryMode = amqp.Transient
 	}
@@ -115,7 +113,7 @@ func (b *Bus) declareExchange(ch *amqp.Channel) error {
 // of a group outlives its members, so once a group has subscribed, what is
 // published while none of them runs waits for them in its queue.
 func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	for _, t := range topics {
@@ -164,7 +162,7 @@ func (b *Bus) withChannel(ctx context.Context, what string, f func(ch *amqp.Chan
 // bus is reconnecting it waits until ctx ends, then returns an error
 // wrapping ErrNotConnected with the last connection failure.
 func (b *Bus) Ping(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	for _, l := range []*link{b.pub, b.sub} {
@@ -207,39 +205,15 @@ func fitName(n string) string {
 	return n[:maxNameBytes-17] + "~" + hex.EncodeToString(sum[:8])
 }
 
-// add registers c to be closed by Bus.Close; false if the bus is closed.
-func (b *Bus) add(c closer) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return false
-	}
-	b.open[c] = struct{}{}
-	return true
-}
-
-func (b *Bus) remove(c closer) {
-	b.mu.Lock()
-	delete(b.open, c)
-	b.mu.Unlock()
-}
-
 // Close closes the subscriptions and inboxes still open (without waiting
 // for unacknowledged deliveries, which the broker gives to other
 // consumers), waits a few seconds for publishes in flight, then closes
 // both connections. Calling it again does nothing.
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) {
-		b.mu.Unlock()
+	open, first := b.open.Close()
+	if !first {
 		return nil
 	}
-	open := make([]closer, 0, len(b.open))
-	for c := range b.open {
-		open = append(open, c)
-	}
-	b.open = nil
-	b.mu.Unlock()
 
 	for _, c := range open {
 		c.closeNow()

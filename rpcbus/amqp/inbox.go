@@ -41,7 +41,7 @@ const (
 // h is called from the inbox's one goroutine, in the order the broker
 // delivers; it must not call Close, which waits for it.
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	if name == "" {
@@ -59,7 +59,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		ready: make(chan error, 1),
 	}
 	ib.ctx, ib.cancel = context.WithCancel(context.Background())
-	if !b.add(ib) {
+	if !b.open.Add(ib, nil) {
 		ib.cancel()
 		return nil, rpcbus.ErrClosed
 	}
@@ -239,7 +239,7 @@ func (ib *inbox) Close() error {
 	if ib.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	ib.bus.remove(ib)
+	ib.bus.open.Remove(ib)
 	ib.hmu.Lock()
 	ib.stopped = true
 	ib.hmu.Unlock()

@@ -231,7 +231,7 @@ func (b *Bus) openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
 	b.inflight.Add(1)
 	defer b.inflight.Add(-1)
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if topic == "" || len(topic) > maxNameBytes {
@@ -308,7 +308,7 @@ func (b *Bus) confirm(ctx context.Context, topic string, size int, id string, re
 	}
 	if !res.dc.Acked() {
 		if res.pc.ch.IsClosed() {
-			if b.closed.Load() {
+			if b.open.Closed() {
 				return rpcbus.ErrClosed
 			}
 			why := res.pc.closeReason()

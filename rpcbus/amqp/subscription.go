@@ -45,7 +45,7 @@ const (
 // with backoff, declares its queues again and goes on consuming.
 // Acknowledgements of deliveries received before the loss do nothing.
 func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpcbus.Handler) (rpcbus.Subscription, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	switch {
@@ -91,7 +91,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		s.queues = append(s.queues, queueName(t, opts.Group))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if !b.add(s) {
+	if !b.open.Add(s, nil) {
 		s.cancel()
 		return nil, rpcbus.ErrClosed
 	}
@@ -435,7 +435,7 @@ func (s *subscription) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	s.bus.remove(s)
+	s.bus.open.Remove(s)
 	s.hmu.Lock()
 	s.stopped = true
 	s.hmu.Unlock()

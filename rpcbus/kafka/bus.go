@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -59,10 +60,8 @@ type Bus struct {
 	known  sync.Map // topic name → struct{}: topics seen to exist
 	knownN atomic.Int64
 
-	closed  atomic.Bool
-	mu      sync.Mutex
-	open    map[closer]struct{} // subscriptions and inboxes not yet closed
-	release func()              // frees the embedded broker, if any
+	open    closeset.Set[closer] // subscriptions and inboxes not yet closed
+	release func()               // frees the embedded broker, if any
 }
 
 // closer is a subscription or inbox that Bus.Close closes if its owner did
@@ -100,7 +99,6 @@ func newBus(o options, brokers []string, release func()) (*Bus, error) {
 		brokers: slices.Clone(brokers),
 		prod:    prod,
 		adm:     kadm.NewClient(prod),
-		open:    make(map[closer]struct{}),
 		release: release,
 	}, nil
 }
@@ -132,7 +130,7 @@ var callPool = sync.Pool{New: func() any {
 // If ctx ends first, the record may still be sent, and msg's byte slices
 // must not be modified until then.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if _, ok := b.known.Load(topic); !ok {
@@ -241,7 +239,7 @@ func (b *Bus) remember(topic string) {
 // returns once the brokers list them all (or ctx is done). A topic that
 // exists already is left as it is.
 func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if len(topics) == 0 {
@@ -291,39 +289,15 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 	}
 }
 
-// add registers c to be closed by Bus.Close; false if the bus is closed.
-func (b *Bus) add(c closer) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return false
-	}
-	b.open[c] = struct{}{}
-	return true
-}
-
-func (b *Bus) remove(c closer) {
-	b.mu.Lock()
-	delete(b.open, c)
-	b.mu.Unlock()
-}
-
 // Close closes the subscriptions and inboxes still open (without waiting
 // for unacknowledged deliveries), waits a few seconds for records already
 // accepted to be acknowledged, then closes the producer and, for an
 // embedded bus, releases the broker. Calling it again does nothing.
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) {
-		b.mu.Unlock()
+	open, first := b.open.Close()
+	if !first {
 		return nil
 	}
-	open := make([]closer, 0, len(b.open))
-	for c := range b.open {
-		open = append(open, c)
-	}
-	b.open = nil
-	b.mu.Unlock()
 
 	for _, c := range open {
 		c.closeNow()

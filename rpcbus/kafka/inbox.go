@@ -24,7 +24,7 @@ import (
 // h is called from the inbox's one goroutine, in offset order within a
 // partition; it must not call Close, which waits for it.
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	if name == "" {
@@ -50,7 +50,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ib := &inbox{bus: b, name: name, cl: cl, h: h, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	if !b.add(ib) {
+	if !b.open.Add(ib, nil) {
 		cancel()
 		cl.Close()
 		return nil, rpcbus.ErrClosed
@@ -145,7 +145,7 @@ func (ib *inbox) Close() error {
 	if ib.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	ib.bus.remove(ib)
+	ib.bus.open.Remove(ib)
 	ib.cancel()
 	<-ib.done
 	ib.cl.Close()

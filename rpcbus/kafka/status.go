@@ -16,7 +16,7 @@ var (
 
 // Ping returns nil when a broker answers.
 func (b *Bus) Ping(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if err := b.prod.Ping(ctx); err != nil {

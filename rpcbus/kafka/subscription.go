@@ -43,7 +43,7 @@ const (
 // 1024) are unacknowledged at a time; polling waits while that many are.
 // See the package documentation for how acknowledgements become commits.
 func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpcbus.Handler) (rpcbus.Subscription, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	switch {
@@ -100,7 +100,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		return nil, fmt.Errorf("kafka: subscribe to %q as group %q: %w", opts.Topics, opts.Group, err)
 	}
 	s.cl = cl
-	if !b.add(s) {
+	if !b.open.Add(s, nil) {
 		s.stopPoll()
 		cl.Close()
 		return nil, rpcbus.ErrClosed
@@ -520,7 +520,7 @@ func (s *subscription) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	s.bus.remove(s)
+	s.bus.open.Remove(s)
 	s.mu.Lock()
 	s.closing = true
 	s.signalLocked() // a revocation waiting for acks leaves that to us

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -55,9 +56,7 @@ type Bus struct {
 	inboxMu sync.RWMutex
 	inboxes map[string]*inbox // by MQTT topic
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	open   map[closer]struct{} // subscriptions and inboxes not yet closed
+	open closeset.Set[closer] // subscriptions and inboxes not yet closed
 }
 
 // closer is a subscription or inbox that Bus.Close closes if its owner did
@@ -83,7 +82,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Bus{o: o, brokers: brokers, inboxes: map[string]*inbox{}, open: map[closer]struct{}{}}, nil
+	return &Bus{o: o, brokers: brokers, inboxes: map[string]*inbox{}}, nil
 }
 
 // publisher returns the link that publishes and holds the inboxes,
@@ -91,7 +90,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 // are subscribed again on every connection.
 func (b *Bus) publisher() (*link, error) {
 	b.pubOnce.Do(func() {
-		if b.closed.Load() {
+		if b.open.Closed() {
 			return
 		}
 		b.pub = newLink(b, linkConfig{
@@ -128,7 +127,7 @@ func (b *Bus) clientID() string {
 // was sent, it is sent again on the next one: the broker may then carry it
 // twice.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	mt, err := mqttTopic(topic)
@@ -197,7 +196,7 @@ func (l *link) publish(ctx context.Context, name string, p *paho.Publish, size i
 // Ping reports whether the bus is connected to its broker, connecting
 // first if it has not yet: it waits for the connection until ctx ends.
 func (b *Bus) Ping(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	pub, err := b.publisher()
@@ -210,39 +209,15 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// add registers c to be closed by Bus.Close; false if the bus is closed.
-func (b *Bus) add(c closer) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return false
-	}
-	b.open[c] = struct{}{}
-	return true
-}
-
-func (b *Bus) remove(c closer) {
-	b.mu.Lock()
-	delete(b.open, c)
-	b.mu.Unlock()
-}
-
 // Close closes the subscriptions and inboxes still open, without waiting
 // for unacknowledged deliveries (their sessions go to the rest of their
 // groups), then the connection that publishes. Calling it again does
 // nothing.
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) {
-		b.mu.Unlock()
+	open, first := b.open.Close()
+	if !first {
 		return nil
 	}
-	open := make([]closer, 0, len(b.open))
-	for c := range b.open {
-		open = append(open, c)
-	}
-	b.open = nil
-	b.mu.Unlock()
 
 	var wg sync.WaitGroup
 	for _, c := range open {

@@ -26,7 +26,7 @@ import (
 // time, and must return quickly: the replies of every inbox of the bus wait
 // for it. It must not call Close, which waits for it.
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	if h == nil {
@@ -49,7 +49,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		b.dropInbox(mt)
 		return nil, fmt.Errorf("mqtt: inbox %q: %w", addr, err)
 	}
-	if !b.add(ib) {
+	if !b.open.Add(ib, nil) {
 		b.dropInbox(mt)
 		return nil, rpcbus.ErrClosed
 	}
@@ -165,7 +165,7 @@ func (ib *inbox) Close() error {
 	ib.closed = true
 	ib.mu.Unlock()
 	b := ib.bus
-	b.remove(ib)
+	b.open.Remove(ib)
 	b.dropInbox(ib.topic)
 	// Best effort: were the UNSUBSCRIBE lost, messages to the address
 	// would only be acknowledged and dropped, until the connection ends.

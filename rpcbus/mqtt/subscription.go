@@ -38,7 +38,7 @@ const (
 // what it had not acknowledged) is handed to the rest of the group: see
 // "Groups" in the package documentation.
 func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpcbus.Handler) (rpcbus.Subscription, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	switch {
@@ -89,7 +89,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	cfg.onUp = s.ownUp
 	go s.dispatch()
 	s.own = newLink(b, cfg)
-	if !b.add(s) {
+	if !b.open.Add(s, nil) {
 		_ = s.Close(expiredContext())
 		return nil, rpcbus.ErrClosed
 	}
@@ -304,7 +304,7 @@ func (s *subscription) Close(ctx context.Context) error {
 	}
 	s.closing = true
 	s.mu.Unlock()
-	s.bus.remove(s)
+	s.bus.open.Remove(s)
 	close(s.stop)
 	s.cancelStop()
 	select {

@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -53,10 +54,8 @@ type Bus struct {
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	open   map[closer]struct{} // subscriptions and inboxes not yet closed
-	wg     sync.WaitGroup      // the subscriptions' goroutines
+	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	wg   sync.WaitGroup       // the subscriptions' goroutines
 }
 
 // closer is a subscription or inbox that Bus.Close closes if its owner
@@ -91,7 +90,6 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		o:        o,
 		servers:  slices.Clone(servers),
 		closedCh: make(chan struct{}),
-		open:     make(map[closer]struct{}),
 	}
 	nc, err := natsgo.Connect(strings.Join(servers, ","), o.connectOptions(
 		natsgo.ReconnectHandler(func(*natsgo.Conn) { b.reconnected() }),
@@ -137,7 +135,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	if msg == nil {
 		return fmt.Errorf("nats: publish to %q: nil message", topic)
 	}
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return fmt.Errorf("nats: publish to %q: %w", topic, rpcbus.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
@@ -234,7 +232,7 @@ func (b *Bus) publishError(topic string, m *natsgo.Msg, err error) error {
 // connErr turns the error of a closed connection into rpcbus.ErrClosed
 // when the bus has been closed.
 func (b *Bus) connErr(err error) error {
-	if b.closed.Load() && errors.Is(err, natsgo.ErrConnectionClosed) {
+	if b.open.Closed() && errors.Is(err, natsgo.ErrConnectionClosed) {
 		return fmt.Errorf("%w (%w)", rpcbus.ErrClosed, err)
 	}
 	return err
@@ -256,7 +254,7 @@ func (b *Bus) jsErr(err error) error {
 // topic, its stream keeps what is published to it (see "Retention" in the
 // package documentation).
 func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return fmt.Errorf("nats: create topics %q: %w", topics, rpcbus.ErrClosed)
 	}
 	for _, t := range topics {
@@ -370,35 +368,21 @@ func (b *Bus) remember(topic string) {
 // reconnected tells every subscription that its pull requests were lost
 // with the old connection.
 func (b *Bus) reconnected() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for c := range b.open {
+	b.open.Range(func(c closer) {
 		if s, ok := c.(*subscription); ok {
 			s.reset()
 		}
-	}
+	})
 }
 
 // add registers c to be closed by Bus.Close; false if the bus is closed.
-// A subscription's goroutine is counted here, under the lock, so that
-// Close waits for it.
+// A subscription is also counted in b.wg, which Close waits for.
 func (b *Bus) add(c closer) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return false
-	}
-	b.open[c] = struct{}{}
+	var then func()
 	if _, ok := c.(*subscription); ok {
-		b.wg.Add(1)
+		then = func() { b.wg.Add(1) }
 	}
-	return true
-}
-
-func (b *Bus) remove(c closer) {
-	b.mu.Lock()
-	delete(b.open, c)
-	b.mu.Unlock()
+	return b.open.Add(c, then)
 }
 
 // Close closes the subscriptions and inboxes still open, giving back the
@@ -407,17 +391,10 @@ func (b *Bus) remove(c closer) {
 // acknowledgements) and closes the connection. It must not be called from
 // a handler. Calling it again does nothing.
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) {
-		b.mu.Unlock()
+	open, first := b.open.Close()
+	if !first {
 		return nil
 	}
-	open := make([]closer, 0, len(b.open))
-	for c := range b.open {
-		open = append(open, c)
-	}
-	b.open = nil
-	b.mu.Unlock()
 
 	// In parallel: each subscription giving deliveries back waits half a
 	// second (see pullHeartbeat).

@@ -27,7 +27,7 @@ const inboxPendingBytes = 256 << 20
 // h is called from one goroutine, in the order the server delivered the
 // messages; it must not call Close, which waits for it.
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, fmt.Errorf("nats: inbox %q: %w", name, rpcbus.ErrClosed)
 	}
 	if name == "" {
@@ -119,7 +119,7 @@ func (ib *inbox) Close() error {
 	}
 	ib.closed = true
 	ib.mu.Unlock()
-	ib.bus.remove(ib)
+	ib.bus.open.Remove(ib)
 	_ = ib.sub.Unsubscribe()
 	return nil
 }

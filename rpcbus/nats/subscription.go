@@ -74,7 +74,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 			topics = append(topics, t)
 		}
 	}
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, fmt.Errorf("nats: subscribe to %q: %w", topics, rpcbus.ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
@@ -461,7 +461,7 @@ func (s *subscription) Close(ctx context.Context) error {
 	}
 	s.closing = true
 	s.mu.Unlock()
-	s.bus.remove(s)
+	s.bus.open.Remove(s)
 	return s.shutdown(ctx)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -61,9 +62,7 @@ type Bus struct {
 	// in pipelines.
 	batch *batcher
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	open   map[closer]struct{} // subscriptions and inboxes not yet closed
+	open closeset.Set[closer] // subscriptions and inboxes not yet closed
 }
 
 // closer is a subscription or inbox that Bus.Close closes if its owner did
@@ -95,7 +94,6 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		addr:  addr,
 		rdb:   rdb,
 		batch: newBatcher(rdb),
-		open:  make(map[closer]struct{}),
 	}, nil
 }
 
@@ -115,7 +113,7 @@ func (b *Bus) Brokers() []string { return []string{b.addr} }
 // appended, and msg's byte slices must not be modified until then (at most
 // the client's read and write timeouts, 3s each).
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	size := len(msg.Key) + len(msg.Value)
@@ -141,7 +139,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return fmt.Errorf("redis: publish to topic %q: %w", topic, rpcbus.ErrUnknownTopic)
-	case b.closed.Load():
+	case b.open.Closed():
 		return rpcbus.ErrClosed
 	case errors.Is(err, ctx.Err()):
 		return fmt.Errorf("redis: publish to topic %q: %w", topic, err)
@@ -175,7 +173,7 @@ func decode(topic string, values map[string]any) rpcbus.Message {
 // that exists is left as it is. While the server cannot be reached it
 // retries until ctx ends.
 func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if len(topics) == 0 {
@@ -234,7 +232,7 @@ func (b *Bus) retry(ctx context.Context, f func() error) error {
 			return nil
 		case errors.As(err, &refused) && !transient(err):
 			return err
-		case b.closed.Load():
+		case b.open.Closed():
 			return rpcbus.ErrClosed
 		case ctx.Err() != nil:
 			return fmt.Errorf("%w: %w (%v)", ctx.Err(), ErrUnavailable, err)
@@ -295,7 +293,7 @@ func (b *Bus) unblock(id *atomic.Int64, rd *goredis.Client, done <-chan struct{}
 
 // Ping returns nil when the server answers.
 func (b *Bus) Ping(ctx context.Context) error {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
@@ -304,38 +302,14 @@ func (b *Bus) Ping(ctx context.Context) error {
 	return nil
 }
 
-// add registers c to be closed by Bus.Close; false if the bus is closed.
-func (b *Bus) add(c closer) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed.Load() {
-		return false
-	}
-	b.open[c] = struct{}{}
-	return true
-}
-
-func (b *Bus) remove(c closer) {
-	b.mu.Lock()
-	delete(b.open, c)
-	b.mu.Unlock()
-}
-
 // Close closes the subscriptions and inboxes still open, without waiting
 // for unacknowledged deliveries (they are handed back to their groups),
 // then the bus's connections. Calling it again does nothing.
 func (b *Bus) Close() error {
-	b.mu.Lock()
-	if b.closed.Swap(true) {
-		b.mu.Unlock()
+	open, first := b.open.Close()
+	if !first {
 		return nil
 	}
-	open := make([]closer, 0, len(b.open))
-	for c := range b.open {
-		open = append(open, c)
-	}
-	b.open = nil
-	b.mu.Unlock()
 
 	// Closed only once they are: they use the shared client to
 	// acknowledge, hand back and unblock.

@@ -391,6 +391,12 @@ func (p *proxy) serve(ln net.Listener) {
 				continue
 			}
 			p.mu.Lock()
+			if p.ln != ln { // down ran since Accept: it must not outlive it
+				p.mu.Unlock()
+				c.Close()
+				s.Close()
+				return
+			}
 			p.conns = append(p.conns, c, s)
 			p.mu.Unlock()
 			p.wg.Go(func() { p.pipe(s, c) })

@@ -33,7 +33,7 @@ const (
 // h is called from the inbox's one goroutine, in publish order; it must not
 // call Close, which waits for it.
 func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message)) (rpcbus.Inbox, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	if name == "" {
@@ -58,7 +58,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		return nil, fmt.Errorf("redis: inbox %q: creating its stream: %w", addr, err)
 	}
 	ib.rd = goredis.NewClient(b.o.clientOptions(b.addr, true, &ib.connID))
-	if !b.add(ib) {
+	if !b.open.Add(ib, nil) {
 		_ = ib.rd.Close()
 		return nil, rpcbus.ErrClosed
 	}
@@ -162,7 +162,7 @@ func (ib *inbox) Close() error {
 	if ib.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	ib.bus.remove(ib)
+	ib.bus.open.Remove(ib)
 	close(ib.stop)
 	ib.bus.unblock(&ib.connID, ib.rd, ib.done)
 	_ = ib.rd.Close()

@@ -67,7 +67,7 @@ return -1
 // unacknowledged at a time. See the package documentation for
 // acknowledgements and redelivery.
 func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpcbus.Handler) (rpcbus.Subscription, error) {
-	if b.closed.Load() {
+	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
 	}
 	switch {
@@ -120,7 +120,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		return nil, fmt.Errorf("redis: subscribe to %q as group %q: %w", opts.Topics, opts.Group, err)
 	}
 	s.rd = goredis.NewClient(b.o.clientOptions(b.addr, true, &s.connID))
-	if !b.add(s) {
+	if !b.open.Add(s, nil) {
 		_ = s.rd.Close()
 		return nil, rpcbus.ErrClosed
 	}
@@ -536,7 +536,7 @@ func (s *subscription) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
-	s.bus.remove(s)
+	s.bus.open.Remove(s)
 	close(s.stop)
 	s.bus.unblock(&s.connID, s.rd, s.runDone)
 
