@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -101,6 +102,42 @@ func TestRunCounts(t *testing.T) {
 	}
 }
 
+// TestRunRounds checks that RunRounds runs every path in each round, in
+// turn, and adds up each path's slices.
+func TestRunRounds(t *testing.T) {
+	var order []string
+	var calls [2]atomic.Int64
+	paths := []benchkit.Path{
+		{Name: "a", Call: func(context.Context) error { calls[0].Add(1); time.Sleep(time.Millisecond); return nil }},
+		{Name: "b", Call: func(context.Context) error {
+			calls[1].Add(1)
+			time.Sleep(time.Millisecond)
+			return errors.New("b fails")
+		}},
+	}
+	cfg := benchkit.RunConfig{Concurrency: 2, Warmup: 10 * time.Millisecond, Duration: 120 * time.Millisecond}
+	res := benchkit.RunRounds(context.Background(), cfg, 3, paths, func(round int, p benchkit.Path) {
+		order = append(order, fmt.Sprint(round, p.Name))
+	})
+	if want := "[0a 0b 1a 1b 2a 2b]"; fmt.Sprint(order) != want {
+		t.Errorf("slices ran in the order %v, want %s", order, want)
+	}
+	if len(res) != 2 || res[0].Path != "a" || res[1].Path != "b" {
+		t.Fatalf("results %+v", res)
+	}
+	for i, r := range res {
+		if r.Duration != cfg.Duration || r.Concurrency != 2 || r.Calls == 0 || r.Calls > calls[i].Load() {
+			t.Errorf("%s: %+v (made %d calls): want the three slices' time and calls", r.Path, r, calls[i].Load())
+		}
+	}
+	if res[0].Errors != 0 || res[0].Throughput <= 0 || res[0].P50 < time.Millisecond {
+		t.Errorf("a: %+v", res[0])
+	}
+	if res[1].Errors != res[1].Calls || res[1].Throughput != 0 || res[1].FirstError != "b fails" {
+		t.Errorf("b: %+v: want every call failed", res[1])
+	}
+}
+
 func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -124,7 +161,7 @@ func TestRunCancelled(t *testing.T) {
 func TestRawBusEchoes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := benchkit.NewRawBus(ctx, rpcbus.Config{Type: "memory", Brokers: []string{t.Name()}})
+	r, err := benchkit.NewRawBus(ctx, rpcbus.Config{Type: "memory", Brokers: []string{t.Name()}}, benchkit.RawNames{})
 	if err != nil {
 		t.Fatal(err)
 	}

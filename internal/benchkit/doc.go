@@ -21,5 +21,11 @@
 //
 // Run drives a path in a closed loop (each worker starts its next call when
 // the last one returns) for a fixed time after a warm-up, and reports the
-// throughput and the latency percentiles from the sorted samples.
+// throughput and the latency percentiles from the sorted samples. RunRounds
+// drives several paths in turn, in slices, so that on a machine with other
+// work they see the same share of it.
+//
+// The raw round trip uses names beside the deployment's (RawNames): on the
+// buses where inproc makes names unique to a run, so are they, and the
+// deployment's Close removes them.
 package benchkit

@@ -17,13 +17,34 @@ import (
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
 
-// The names RawBus uses on the bus. They are fixed so that runs against a
-// real Kafka do not leave a new topic behind each time.
+// The names RawBus uses on the bus unless RawNames says otherwise. They
+// are fixed so that runs against a real Kafka do not leave a new topic
+// behind each time.
 const (
 	RawTopic = "vrpc.requests.bench-raw"
 	RawGroup = "vrpc-bench-raw"
 	RawInbox = "vrpc.responses.bench-raw"
 )
+
+// RawNames are the names a RawBus uses: the request topic, the responding
+// group and the caller's inbox name. Empty fields take RawTopic, RawGroup
+// and RawInbox.
+type RawNames struct {
+	Topic, Group, Inbox string
+}
+
+func (n RawNames) withDefaults() RawNames {
+	if n.Topic == "" {
+		n.Topic = RawTopic
+	}
+	if n.Group == "" {
+		n.Group = RawGroup
+	}
+	if n.Inbox == "" {
+		n.Inbox = RawInbox
+	}
+	return n
+}
 
 // rawTimeout is the deadline of a raw call whose context has none, as
 // vclient's timeout.request is for vRPC calls.
@@ -38,6 +59,7 @@ type RawBus struct {
 	caller, responder rpcbus.Bus
 	inbox             rpcbus.Inbox
 	sub               rpcbus.Subscription
+	topic             string
 	idPrefix          string
 	seq               atomic.Uint64
 
@@ -52,10 +74,12 @@ type RawBus struct {
 }
 
 // NewRawBus opens a responder and a caller on the bus cfg describes and
-// returns once the responder consumes RawTopic and the caller's inbox is
-// open.
-func NewRawBus(ctx context.Context, cfg rpcbus.Config) (r *RawBus, err error) {
+// returns once the responder consumes the request topic and the caller's
+// inbox is open.
+func NewRawBus(ctx context.Context, cfg rpcbus.Config, names RawNames) (r *RawBus, err error) {
+	names = names.withDefaults()
 	r = &RawBus{
+		topic:    names.Topic,
 		idPrefix: "raw-" + randomHex(6) + "-",
 		pending:  make(map[uint64]chan *vrpcpb.Response),
 	}
@@ -73,20 +97,20 @@ func NewRawBus(ctx context.Context, cfg rpcbus.Config) (r *RawBus, err error) {
 		return r, err
 	}
 	if tc, ok := r.responder.(rpcbus.TopicCreator); ok {
-		if err := tc.CreateTopics(ctx, RawTopic); err != nil {
-			return r, fmt.Errorf("create %s: %w", RawTopic, err)
+		if err := tc.CreateTopics(ctx, names.Topic); err != nil {
+			return r, fmt.Errorf("create %s: %w", names.Topic, err)
 		}
 	}
-	r.sub, err = r.responder.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: []string{RawTopic}, Group: RawGroup}, r.respond)
+	r.sub, err = r.responder.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: []string{names.Topic}, Group: names.Group}, r.respond)
 	if err != nil {
-		return r, fmt.Errorf("consume %s: %w", RawTopic, err)
+		return r, fmt.Errorf("consume %s: %w", names.Topic, err)
 	}
 	inboxer, ok := r.caller.(rpcbus.Inboxer)
 	if !ok {
 		return r, fmt.Errorf("rpc_bus.type %q has no reply inbox", cfg.Type)
 	}
-	if r.inbox, err = inboxer.Inbox(ctx, RawInbox, r.onReply); err != nil {
-		return r, fmt.Errorf("open inbox %s: %w", RawInbox, err)
+	if r.inbox, err = inboxer.Inbox(ctx, names.Inbox, r.onReply); err != nil {
+		return r, fmt.Errorf("open inbox %s: %w", names.Inbox, err)
 	}
 	return r, nil
 }
@@ -125,7 +149,7 @@ func (r *RawBus) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.caller.Publish(ctx, RawTopic, &rpcbus.Message{Value: body}); err != nil {
+	if err := r.caller.Publish(ctx, r.topic, &rpcbus.Message{Value: body}); err != nil {
 		return nil, err
 	}
 	select {

@@ -50,6 +50,12 @@ type Result struct {
 // samples of the percentiles. Cancelling ctx ends the run early, and the
 // result covers the time measured until then.
 func Run(ctx context.Context, cfg RunConfig, call CallFunc) Result {
+	res, _ := run(ctx, cfg, call)
+	return res
+}
+
+// run is Run, also returning the sorted latency samples.
+func run(ctx context.Context, cfg RunConfig, call CallFunc) (Result, []time.Duration) {
 	n := max(cfg.Concurrency, 1)
 	maxSamples := cfg.MaxSamples
 	if maxSamples <= 0 {
@@ -108,7 +114,73 @@ func Run(ctx context.Context, cfg RunConfig, call CallFunc) Result {
 	if len(samples) > 0 {
 		res.Max = samples[len(samples)-1]
 	}
-	return res
+	return res, samples
+}
+
+// settle is the unmeasured start of each slice of RunRounds after the
+// first round: the time for the workers' calls to fill the pipeline again.
+const settle = 100 * time.Millisecond
+
+// RunRounds drives each of paths in turn, rounds times over, each time
+// for cfg.Duration/rounds after a warm-up (cfg.Warmup in the first round,
+// at most 100ms after that), and returns a Result per path over all its
+// slices. On a machine whose other load comes and goes, every path so
+// sees about the same share of it, and their ratios mean more than those
+// of paths measured one after the other. progress, if not nil, is called
+// before each slice. Cancelling ctx ends the run early.
+func RunRounds(ctx context.Context, cfg RunConfig, rounds int, paths []Path, progress func(round int, p Path)) []Result {
+	rounds = max(rounds, 1)
+	slice := cfg
+	slice.Duration = cfg.Duration / time.Duration(rounds)
+	if cfg.MaxSamples > 0 {
+		slice.MaxSamples = max(cfg.MaxSamples/rounds, 1)
+	} else {
+		slice.MaxSamples = max((1<<20)/rounds, 1)
+	}
+	results := make([]Result, len(paths))
+	samples := make([][]time.Duration, len(paths))
+	for r := range rounds {
+		if r == 1 {
+			slice.Warmup = min(cfg.Warmup, settle)
+		}
+		for i, p := range paths {
+			if ctx.Err() != nil {
+				break
+			}
+			if progress != nil {
+				progress(r, p)
+			}
+			slice.Path = p.Name
+			res, s := run(ctx, slice, p.Call)
+			results[i] = merge(results[i], res)
+			samples[i] = append(samples[i], s...)
+		}
+	}
+	for i := range results {
+		res := &results[i]
+		res.Path, res.Concurrency = paths[i].Name, max(cfg.Concurrency, 1)
+		if res.Duration > 0 {
+			res.Throughput = float64(res.Calls-res.Errors) / res.Duration.Seconds()
+		}
+		slices.Sort(samples[i])
+		res.P50 = Percentile(samples[i], 0.50)
+		res.P99 = Percentile(samples[i], 0.99)
+		if n := len(samples[i]); n > 0 {
+			res.Max = samples[i][n-1]
+		}
+	}
+	return results
+}
+
+// merge adds the counts and time of b to a.
+func merge(a, b Result) Result {
+	a.Duration += b.Duration
+	a.Calls += b.Calls
+	a.Errors += b.Errors
+	if a.FirstError == "" {
+		a.FirstError = b.FirstError
+	}
+	return a
 }
 
 type worker struct {

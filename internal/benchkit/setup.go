@@ -79,10 +79,16 @@ func NewSetup(ctx context.Context, o inproc.Options, payload int) (s *Setup, err
 		return s, err
 	}
 	s.direct = demo.NewDemoClient(s.conn)
-	if s.raw, err = NewRawBus(ctx, s.Deployment.Bus); err != nil {
+	// The raw round trip uses names beside the deployment's: the defaults
+	// (RawTopic, ...) with the default topics, names unique to the run
+	// where the deployment has them.
+	d := s.Deployment
+	names := RawNames{Topic: d.RequestTopic + ".bench-raw", Group: d.ServerName + "-raw", Inbox: d.ResponseTopic + ".bench-raw"}
+	d.Consumes(names.Topic, names.Group)
+	if s.raw, err = NewRawBus(ctx, d.Bus, names); err != nil {
 		return s, fmt.Errorf("raw bus: %w", err)
 	}
-	s.client, err = vclient.New(vclient.Config{ClientID: "vrpc-bench", RpcBus: s.Deployment.Bus})
+	s.client, err = vclient.New(d.ClientConfig("vrpc-bench"))
 	if err != nil {
 		return s, fmt.Errorf("vRPC client: %w", err)
 	}
@@ -95,11 +101,9 @@ func NewSetup(ctx context.Context, o inproc.Options, payload int) (s *Setup, err
 
 func (s *Setup) startGateway() error {
 	var err error
-	s.gwClient, err = vclient.New(vclient.Config{
-		ClientID: "vrpc-bench-gateway",
-		RpcBus:   s.Deployment.Bus,
-		Services: map[string]string{"demo.Demo": s.Deployment.Target},
-	})
+	cfg := s.Deployment.ClientConfig("vrpc-bench-gateway")
+	cfg.Services = map[string]string{"demo.Demo": s.Deployment.Target}
+	s.gwClient, err = vclient.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@
 //
 // `vrpc demo`, `vrpc bench` and the repository's benchmarks start one; the
 // bus is an in-process Kafka (franz-go's kfake) unless told otherwise, so
-// they need nothing but Go.
+// they need nothing but Go. On the buses with servers of their own (NATS,
+// RabbitMQ, Redis, MQTT) every name the deployment creates is unique to it,
+// and Close removes what the bus would otherwise keep.
 package inproc
 
 import (
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -23,6 +26,7 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 	_ "github.com/nextpkg/vrpc/rpcbus/memory" // rpc_bus.type memory
+	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
@@ -35,15 +39,28 @@ const (
 	BusKafka = "kafka"
 	// BusMemory uses the in-memory bus: no network, no broker.
 	BusMemory = "memory"
+	// BusNATS uses a running NATS server with JetStream.
+	BusNATS = "nats"
+	// BusAMQP uses a running RabbitMQ broker, as guest on the default
+	// virtual host.
+	BusAMQP = "amqp"
+	// BusRedis uses a running Redis server (Streams).
+	BusRedis = "redis"
+	// BusMQTT uses a running MQTT 5 broker.
+	BusMQTT = "mqtt"
 )
 
 // Buses lists the values Options.Bus accepts.
-var Buses = []string{BusEmbedded, BusKafka, BusMemory}
+var Buses = []string{BusEmbedded, BusKafka, BusMemory, BusNATS, BusAMQP, BusRedis, BusMQTT}
 
 // Defaults of Options.
 const (
 	DefaultEmbeddedAddr = "127.0.0.1:0"
 	DefaultKafkaBroker  = "127.0.0.1:9092"
+	DefaultNATSServer   = "127.0.0.1:4222"
+	DefaultAMQPBroker   = "127.0.0.1:5672"
+	DefaultRedisServer  = "127.0.0.1:6379"
+	DefaultMQTTBroker   = "127.0.0.1:1883"
 	DefaultServerName   = "vrpc-inproc"
 	DefaultTarget       = "demo"
 	// TargetName is what the demo target reports in served_by.
@@ -52,14 +69,16 @@ const (
 
 // Options says what to start.
 type Options struct {
-	// Bus is BusEmbedded (the default), BusKafka or BusMemory.
+	// Bus is one of Buses; default BusEmbedded.
 	Bus string
 	// Brokers: for BusEmbedded, the address the broker listens on (default
-	// 127.0.0.1 and a free port); for BusKafka, the brokers (default
-	// 127.0.0.1:9092); for BusMemory, the in-memory broker's name (default
-	// a fresh private name).
+	// 127.0.0.1 and a free port); for BusMemory, the in-memory broker's
+	// name (default a fresh private name); for the others, the servers'
+	// addresses (default the Default* address of the bus).
 	Brokers []string
-	// ServerName is the vRPC server's name and consumer group.
+	// ServerName is the vRPC server's name and consumer group. On BusNATS,
+	// BusAMQP, BusRedis and BusMQTT a random suffix makes it unique to the
+	// deployment (Deployment.ServerName).
 	ServerName string
 	// Target is the target name the server forwards to the demo target.
 	Target string
@@ -79,11 +98,25 @@ type Deployment struct {
 	TargetAddr string
 	// Server is the vRPC server, ready.
 	Server *vserver.Server
+	// ServerName is the server's name and consumer group. RequestTopic and
+	// ResponseTopic are topics.request and topics.response of the server
+	// and its clients: vrpc.requests and vrpc.responses, except on the
+	// buses that keep state between runs, where they start with
+	// ServerName, unique to the deployment. ClientConfig fills them in.
+	ServerName, RequestTopic, ResponseTopic string
 
 	embedded  *kafka.Embedded
 	target    *grpc.Server
 	serverErr chan error
+
+	// cleanup removes what the deployment left on an external bus.
+	cleanup   func(ctx context.Context) error
+	mu        sync.Mutex
+	consumers [][2]string // topic and group, recorded by Consumes
 }
+
+// cleanupTimeout bounds Close's removal of what the run left on the bus.
+const cleanupTimeout = 30 * time.Second
 
 // Start starts the bus (if it is in-process), the demo target and the vRPC
 // server, and returns once the server consumes its request topic. On error
@@ -98,7 +131,12 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 	if o.Target == "" {
 		o.Target = DefaultTarget
 	}
-	d = &Deployment{Target: o.Target}
+	d = &Deployment{
+		Target:        o.Target,
+		ServerName:    o.ServerName,
+		RequestTopic:  vclient.DefaultRequestTopic,
+		ResponseTopic: vclient.DefaultResponseTopic,
+	}
 	defer func() {
 		if err != nil {
 			_ = d.Close()
@@ -124,6 +162,9 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 		if len(brokers) == 0 {
 			brokers = []string{DefaultKafkaBroker}
 		}
+		if err := servers[BusKafka].reachable(ctx, brokers); err != nil {
+			return d, err
+		}
 		d.Bus = rpcbus.Config{Type: "kafka", Brokers: brokers}
 		d.BusInfo = fmt.Sprintf("Kafka at %v", brokers)
 	case BusMemory:
@@ -133,6 +174,11 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 		}
 		d.Bus = rpcbus.Config{Type: "memory", Brokers: []string{name}}
 		d.BusInfo = fmt.Sprintf("in-memory bus %q", name)
+	case BusNATS, BusAMQP, BusRedis, BusMQTT:
+		d.ServerName = o.ServerName + "-" + randomHex(4)
+		if err := d.external(ctx, o.Bus, o.Brokers); err != nil {
+			return d, err
+		}
 	default:
 		return d, fmt.Errorf("bus %q: want one of %v", o.Bus, Buses)
 	}
@@ -144,15 +190,17 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 	d.target = demoserver.Serve(lis, TargetName)
 	d.TargetAddr = lis.Addr().String()
 
-	srv, err := vserver.NewServer(&vrpc.Config{
-		Name:   o.ServerName,
+	cfg := &vrpc.Config{
+		Name:   d.ServerName,
 		Port:   -1, // no admin endpoint: nothing here asks it
 		RpcBus: d.Bus,
 		Targets: map[string]vrpc.Target{
 			o.Target: {Endpoint: d.TargetAddr, Timeout: o.TargetTimeout},
 		},
 		DrainTimeout: 10 * time.Second,
-	})
+	}
+	cfg.Topics.Request, cfg.Topics.Response = d.RequestTopic, d.ResponseTopic
+	srv, err := vserver.NewServer(cfg)
 	if err != nil {
 		return d, err
 	}
@@ -173,8 +221,18 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 	}
 }
 
+// ClientConfig is the configuration of a vRPC client of the deployment:
+// its bus and topics.
+func (d *Deployment) ClientConfig(clientID string) vclient.Config {
+	c := vclient.Config{ClientID: clientID, RpcBus: d.Bus}
+	c.Topics.Request, c.Topics.Response = d.RequestTopic, d.ResponseTopic
+	return c
+}
+
 // Close stops the vRPC server (letting calls in flight finish), the demo
-// target and the in-process broker, in that order. Close clients first.
+// target and the in-process broker, in that order, then removes what the
+// deployment created on an external bus (streams, queues, keys, sessions).
+// Close clients first.
 func (d *Deployment) Close() error {
 	var errs []error
 	if d.Server != nil {
@@ -189,6 +247,12 @@ func (d *Deployment) Close() error {
 	if d.embedded != nil {
 		d.embedded.Close()
 		d.embedded = nil
+	}
+	if d.cleanup != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		errs = append(errs, d.cleanup(ctx))
+		cancel()
+		d.cleanup = nil
 	}
 	return errors.Join(errs...)
 }
