@@ -28,13 +28,13 @@ import (
 func TestInFlightLimit(t *testing.T) {
 	t.Parallel()
 	const calls, maxInFlight = 1000, 4
-	broker := startKafka(t)
+	bus := newTestBus(t, "kafka", "")
 	tgt := &faults.Target{Name: "slow", Delay: 10 * time.Millisecond}
 	ts := startTarget(t, tgt)
-	cfg := serverConfig(broker, ts.Addr(), "in-process")
+	cfg := bus.serverConfig(ts.Addr(), "in-process")
 	cfg.MaxInFlight = maxInFlight
 	startServer(t, cfg)
-	c := newClient(t, broker, "faults-in-flight")
+	c := bus.client(t, "in-flight")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -75,24 +75,24 @@ func benchmarkQueuedBacklog(b *testing.B, payload int) {
 		window      = 10 * time.Second
 	)
 	for b.Loop() {
-		broker := startKafka(b)
+		bus := newTestBus(b, "kafka", "")
 		tgt := &faults.Target{Name: "slow", Delay: 20 * time.Millisecond}
 		ts := startTarget(b, tgt)
-		cfg := serverConfig(broker, ts.Addr(), "server")
+		cfg := bus.serverConfig(ts.Addr(), "server")
 		cfg.MaxInFlight = maxInFlight
 		// A first server creates the topic and group; requests queue
 		// while none runs.
 		startServer(b, cfg).Stop()
-		raw, err := rpcbus.New(busConfig(broker))
+		raw, err := rpcbus.New(bus.cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		var replies atomic.Int64
-		inbox, err := raw.(rpcbus.Inboxer).Inbox(context.Background(), "vrpc.responses.backlog", func(*rpcbus.Message) { replies.Add(1) })
+		inbox, err := raw.(rpcbus.Inboxer).Inbox(context.Background(), bus.responses+".backlog", func(*rpcbus.Message) { replies.Add(1) })
 		if err != nil {
 			b.Fatal(err)
 		}
-		queue(b, raw, inbox.Address(), backlog, payload)
+		queue(b, raw, bus.requestTopic(), inbox.Address(), backlog, payload)
 
 		p := startServerProcess(b, "server", cfg)
 		start := time.Now()
@@ -119,8 +119,8 @@ func benchmarkQueuedBacklog(b *testing.B, payload int) {
 }
 
 // queue publishes n demo requests with a long deadline and a message of
-// size bytes straight onto the request topic, as n callers would.
-func queue(b *testing.B, bus rpcbus.Bus, replyTo string, n, size int) {
+// size bytes straight onto topic, as n callers would.
+func queue(b *testing.B, bus rpcbus.Bus, topic, replyTo string, n, size int) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -141,7 +141,7 @@ func queue(b *testing.B, bus rpcbus.Bus, replyTo string, n, size int) {
 					Method: "/demo.Demo/Ping", Payload: payload, DeadlineUnixNano: deadline, SentUnixNano: time.Now().UnixNano(),
 				})
 				if err == nil {
-					err = bus.Publish(ctx, "vrpc.requests."+target, &rpcbus.Message{Value: body})
+					err = bus.Publish(ctx, topic, &rpcbus.Message{Value: body})
 				}
 				if err != nil {
 					fail.CompareAndSwap(nil, &err)

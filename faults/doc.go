@@ -11,8 +11,12 @@
 // calls ok, failed (by code), lost, and duplicated (executed more than once).
 //
 // The tests (go test ./faults/) run each failure the README's Guarantees
-// section speaks of against real parts: an in-process Kafka (kfake), vRPC
+// section speaks of against real parts, on every bus: an in-process Kafka
+// (kfake), the machine's NATS, RabbitMQ, Redis and Mosquitto (each test
+// with topics, groups and client ids of its own, deleted afterwards), vRPC
 // servers in separate OS processes killed with SIGKILL, the machine's Redis
-// as the shared dedup store, a broker restarted on its data directory, a
-// target stopped and started again, a server started late, a slow target.
+// as the shared dedup store, brokers the tests run themselves (nats-server,
+// redis-server, mosquitto, a RabbitMQ node) stopped and started again on
+// their data, a target stopped and started again, a server started late, a
+// slow target.
 package faults

@@ -21,14 +21,14 @@ import (
 func TestExpiryWhileNoServer(t *testing.T) {
 	t.Parallel()
 	const expiring, waiting = 1000, 200
-	broker := startKafka(t)
+	bus := newTestBus(t, "kafka", "")
 	tgt := &faults.Target{Name: "counted"}
 	ts := startTarget(t, tgt)
-	cfg := serverConfig(broker, ts.Addr(), "in-process")
+	cfg := bus.serverConfig(ts.Addr(), "in-process")
 	// A first server creates the request topic and joins the group, then
 	// stops: from here on the requests queue.
 	startServer(t, cfg).Stop()
-	c := newClient(t, broker, "faults-expiry")
+	c := bus.client(t, "expiry")
 	call := faults.DemoCaller(c, target)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -38,9 +38,9 @@ func TestExpiryWhileNoServer(t *testing.T) {
 	// bus: count what is queued.
 	var inQueue int64
 	eventually(t, "the request topic's length settling", time.Minute, func() bool {
-		n := topicLength(t, broker, "vrpc.requests."+target)
+		n := topicLength(t, bus.addr, bus.requestTopic())
 		time.Sleep(300 * time.Millisecond)
-		inQueue = topicLength(t, broker, "vrpc.requests."+target)
+		inQueue = topicLength(t, bus.addr, bus.requestTopic())
 		return n == inQueue
 	})
 	queued := faults.Start(ctx, faults.Load{Name: "waiting", Calls: waiting, Concurrency: waiting, Deadline: time.Minute}, call)

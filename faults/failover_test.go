@@ -14,54 +14,72 @@ import (
 )
 
 // TestFailover streams calls at two vRPC servers, each a separate OS
-// process, sharing the target through one consumer group and the Redis
-// dedup store, and takes one server away a third of the way through:
+// process, sharing the target through one group on each bus (kafka is the
+// in-process Kafka; nats, amqp, redis and mqtt the machine's servers, with
+// names of the test's own) and the Redis dedup store, and takes one server
+// away a third of the way through:
 //
-//   - SIGKILL: no drain, no commit, no group leave. Its partitions move to
-//     the survivor once the group declares it dead; requests it had taken
-//     are delivered again. Every call must end with a reply or a status by
-//     its deadline, every reply must be right, no request may run twice,
-//     and the only failures allowed are the requests the killed server had
-//     claimed and not answered (at most its max_in_flight): the survivor
-//     finds their claims in Redis and, not knowing whether the target ran
-//     them, does not run them again. Their callers get DEADLINE_EXCEEDED.
-//   - SIGTERM (graceful Stop): the server drains its calls, commits and
-//     leaves the group; no call may fail.
+//   - SIGKILL: no drain, no acknowledgement, no group leave. What it held
+//     goes to the survivor once the bus notices: Kafka when the group
+//     declares it dead (session timeout), NATS when ack_wait passes,
+//     RabbitMQ at once (its channel closed), Redis once idle for
+//     claim_idle, MQTT when the broker publishes its will (will_delay) and
+//     the survivor adopts its session. Every call must end with a reply or
+//     a status by its deadline, every reply must be right, no request may
+//     run twice, and the only failures allowed are the requests the killed
+//     server had claimed and not answered (at most its max_in_flight): the
+//     survivor finds their claims in Redis and, not knowing whether the
+//     target ran them, does not run them again. Their callers get
+//     DEADLINE_EXCEEDED.
+//   - SIGTERM (graceful Stop): the server drains its calls, acknowledges
+//     them and leaves the group; no call may fail.
+//
+// The memory bus lives inside one process, so it has no failover to test.
 func TestFailover(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		hard bool
-	}{
-		{"SIGKILL", true},
-		{"graceful stop", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) { testFailover(t, tc.hard) })
+	for _, kind := range crossProcessBuses {
+		t.Run(kind, func(t *testing.T) {
+			for _, tc := range []struct {
+				name string
+				hard bool
+			}{
+				{"SIGKILL", true},
+				{"graceful stop", false},
+			} {
+				t.Run(tc.name, func(t *testing.T) { testFailover(t, kind, tc.hard) })
+			}
+		})
 	}
+	t.Run("memory", func(t *testing.T) {
+		t.Skip("a memory bus lives in one process: servers in other processes cannot share it")
+	})
 }
 
-func testFailover(t *testing.T, hard bool) {
+func testFailover(t *testing.T, kind string, hard bool) {
 	const (
 		calls    = 3000
 		deadline = 10 * time.Second
 	)
 	dedup := redisDedup(t)
-	broker := startKafka(t)
-	tgt := &faults.Target{Name: "counted"}
+	bus := newTestBus(t, kind, "")
+	// Each call takes a while at the target, so that the server killed has
+	// calls there: requests it claimed, which the target runs, and which
+	// it will never answer.
+	tgt := &faults.Target{Name: "counted", Delay: 20 * time.Millisecond}
 	ts := startTarget(t, tgt)
 	procs := map[string]*serverProcess{}
 	maxInFlight := 0
 	for _, name := range []string{"a", "b"} {
-		cfg := serverConfig(broker, ts.Addr(), name)
+		cfg := bus.serverConfig(ts.Addr(), name)
 		cfg.Dedup = dedup
 		maxInFlight = cfg.MaxInFlight
 		procs[name] = startServerProcess(t, name, cfg)
 	}
-	c := newClient(t, broker, "faults-failover")
+	c := bus.client(t, "failover")
 	call := faults.DemoCaller(c, target)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	// Both servers hold partitions before the fault.
+	// Both servers take requests before the fault.
 	warm := faults.Start(ctx, faults.Load{Name: "warm", Concurrency: 8, Deadline: 30 * time.Second}, call)
 	eventually(t, "both servers forwarding calls", time.Minute, func() bool {
 		s := tgt.Served()
@@ -72,6 +90,12 @@ func testFailover(t *testing.T, hard bool) {
 
 	stream := faults.Start(ctx, faults.Load{Name: "call", Calls: calls, Concurrency: 32, Deadline: deadline}, call)
 	eventually(t, "a third of the calls", time.Minute, func() bool { return stream.Completed() >= calls/3 })
+	if hard {
+		// On NATS and Redis a member pulls as many requests as it has room
+		// for, so at a given moment the other may hold every call in
+		// flight: kill a while it has one at the target.
+		eventually(t, "server a forwarding a call", time.Minute, func() bool { return tgt.RunningBy("a") > 0 })
+	}
 	before := tgt.Served()
 	if hard {
 		procs["a"].kill(t)
@@ -86,7 +110,7 @@ func testFailover(t *testing.T, hard bool) {
 	redelivered := statField(procs["b"].out.String(), "Duplicates")
 
 	t.Logf("warm-up: %v", warmRep)
-	t.Logf("%v", rep)
+	t.Logf("%s: %v", kind, rep)
 	t.Logf("server a forwarded %d executions before the fault, %d after; b %d before, %d after; fault after %d calls",
 		before["a"], after["a"]-before["a"], before["b"], after["b"]-before["b"], faultAt)
 	t.Logf("server b answered %d deliveries of requests already served (or claimed) from the dedup store", redelivered)
@@ -115,8 +139,8 @@ func testFailover(t *testing.T, hard bool) {
 		}
 		return
 	}
-	// A killed server leaves the requests it acknowledged since its last
-	// commit (a second's worth) to be delivered again: without them this
+	// A killed server leaves the requests it held unacknowledged (on Kafka,
+	// all since its last commit) to be delivered again: without them this
 	// test would prove nothing about duplicates.
 	if redelivered == 0 {
 		t.Errorf("no request was delivered again after the kill")

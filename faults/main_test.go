@@ -23,19 +23,24 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/faults"
 	"github.com/nextpkg/vrpc/internal/settings"
-	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
-	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
 func TestMain(m *testing.M) {
 	logx.Disable()
+	// go-redis logs every failed dial: many a second while a test's Redis
+	// is down on purpose.
+	redis.SetLogger(quietRedis{})
 	goleak.VerifyTestMain(m,
 		// Process-lifetime goroutines go-zero starts in package init.
 		goleak.IgnoreCurrent(),
 	)
 }
+
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // tagPlugin names the server that forwards a call, in the ServerHeader the
 // target reads, so that a test knows which process executed what.
@@ -64,11 +69,6 @@ func init() {
 // target is the name of the target every test's servers forward to.
 const target = "counted"
 
-// groupSettings make a dead member's partitions move on quickly: the broker
-// (started with a 500ms minimum session timeout) declares a member dead 2s
-// after its last heartbeat, and members learn of a rebalance within 200ms.
-var groupSettings = map[string]any{"session_timeout": "2s", "heartbeat_interval": "200ms"}
-
 // startKafka runs an in-process Kafka on a port of its own until the test
 // ends, and returns its address; servers in other processes reach it there.
 func startKafka(t testing.TB, opts ...kfake.Opt) string {
@@ -90,24 +90,6 @@ func freeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-func busConfig(addr string) rpcbus.Config {
-	return rpcbus.Config{Type: "kafka", Brokers: []string{addr}, Settings: groupSettings}
-}
-
-// serverConfig is a server in group "faults" forwarding target to endpoint,
-// tagging each call with name.
-func serverConfig(broker, endpoint, name string) *vrpc.Config {
-	return &vrpc.Config{
-		Name:         "faults",
-		Port:         -1,
-		RpcBus:       busConfig(broker),
-		Targets:      map[string]vrpc.Target{target: {Endpoint: endpoint, Timeout: "30s"}},
-		Plugins:      []vrpc.PluginConf{{Name: tagPlugin, Enabled: true, Settings: map[string]any{"server": name}}},
-		MaxInFlight:  32,
-		DrainTimeout: 20 * time.Second,
-	}
 }
 
 // startTarget serves tgt on a free port until the test ends.
@@ -144,20 +126,6 @@ func startServer(t testing.TB, cfg *vrpc.Config) *vserver.Server {
 	return s
 }
 
-func newClient(t testing.TB, broker, id string) *vclient.Client {
-	t.Helper()
-	c, err := vclient.New(vclient.Config{ClientID: id, RpcBus: busConfig(broker)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	})
-	return c
-}
-
 // redisAddr returns the machine's Redis, or skips (fails under CI) when it
 // is not reachable.
 func redisAddr(t testing.TB) string {
@@ -183,22 +151,7 @@ func redisDedup(t testing.TB) vrpc.DedupConf {
 	t.Helper()
 	addr := redisAddr(t)
 	prefix := fmt.Sprintf("vrpc:faults:%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
-		defer rdb.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		for len(keys) > 0 {
-			n := min(len(keys), 1000)
-			_ = rdb.Del(ctx, keys[:n]...).Err()
-			keys = keys[n:]
-		}
-	})
+	t.Cleanup(func() { deleteRedisKeys(t, addr, prefix) })
 	return vrpc.DedupConf{Store: "redis", TTL: 5 * time.Minute, Redis: vrpc.RedisConf{Addr: addr, Prefix: prefix}}
 }
 

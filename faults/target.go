@@ -31,10 +31,11 @@ type Target struct {
 	// early with the call's context.
 	Delay time.Duration
 
-	mu     sync.Mutex
-	execs  map[string]int      // by message
-	by     map[string][]string // message -> servers that executed it
-	served map[string]int      // executions by server
+	mu        sync.Mutex
+	execs     map[string]int      // by message
+	by        map[string][]string // message -> servers that executed it
+	served    map[string]int      // executions by server
+	runningBy map[string]int      // executions running now, by server
 
 	total   atomic.Int64
 	running atomic.Int64
@@ -51,15 +52,21 @@ func (t *Target) Ping(ctx context.Context, req *demo.Request) (*demo.Response, e
 	}
 	t.mu.Lock()
 	if t.execs == nil {
-		t.execs, t.by, t.served = map[string]int{}, map[string][]string{}, map[string]int{}
+		t.execs, t.by, t.served, t.runningBy = map[string]int{}, map[string][]string{}, map[string]int{}, map[string]int{}
 	}
 	t.execs[req.GetMessage()]++
 	if server != "" { // kept only when known: a soak makes millions of calls
 		t.by[req.GetMessage()] = append(t.by[req.GetMessage()], server)
 	}
 	t.served[server]++
+	t.runningBy[server]++
 	t.mu.Unlock()
 	t.total.Add(1)
+	defer func() {
+		t.mu.Lock()
+		t.runningBy[server]--
+		t.mu.Unlock()
+	}()
 
 	n := t.running.Add(1)
 	defer t.running.Add(-1)
@@ -104,6 +111,14 @@ func (t *Target) Served() map[string]int {
 		m[k] = v
 	}
 	return m
+}
+
+// RunningBy returns how many executions forwarded by server are running
+// now.
+func (t *Target) RunningBy(server string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.runningBy[server]
 }
 
 // Total returns the number of executions.

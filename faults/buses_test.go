@@ -1,0 +1,316 @@
+package faults_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/rpcbus"
+	_ "github.com/nextpkg/vrpc/rpcbus/all" // every rpc_bus.type, in this process and the server processes
+	"github.com/nextpkg/vrpc/vclient"
+)
+
+// crossProcessBuses are the buses whose servers can run in processes of
+// their own: every bus but memory. "kafka" is the in-process Kafka (kfake)
+// each test starts; the others are the machine's shared servers, each test
+// with names of its own.
+var crossProcessBuses = []string{"kafka", "nats", "amqp", "redis", "mqtt"}
+
+// sharedBroker is the machine's server of each plug-in bus, its override
+// variable (the one the backend's own tests read) and how to start it.
+var sharedBroker = map[string]struct{ addr, env, hint string }{
+	"nats": {"127.0.0.1:4222", "VRPC_NATS_ADDR",
+		"start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server"},
+	"amqp":  {"127.0.0.1:5672", "", "rabbitmq-server -detached"},
+	"redis": {"127.0.0.1:6379", "VRPC_REDIS_ADDR", `redis-server --daemonize yes --port 6379 --save "" --appendonly no`},
+	"mqtt":  {"127.0.0.1:1883", "VRPC_MQTT_BROKER", "mosquitto -d -c /etc/mosquitto/mosquitto.conf"},
+}
+
+// needBroker skips t when the machine's server of kind is not reachable,
+// saying how to start it; under CI (CI=true) it fails t instead, as the
+// backends' own tests do.
+func needBroker(t testing.TB, kind string) string {
+	t.Helper()
+	b := sharedBroker[kind]
+	addr := b.addr
+	if v := os.Getenv(b.env); b.env != "" && v != "" {
+		addr = v
+	}
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err == nil {
+		c.Close()
+		return addr
+	}
+	msg := fmt.Sprintf("%s bus: no server at %s (%v); start it with: %s", kind, addr, err, b.hint)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// testBus is an rpc_bus the fault scenarios run on, with request topics, a
+// server group, reply topics and client ids no other test or run uses, so
+// that tests sharing a broker never see each other's messages.
+type testBus struct {
+	kind string
+	// addr is the broker's address.
+	addr string
+	cfg  rpcbus.Config
+	// requests and responses are topics.request and topics.response of the
+	// servers and clients; group is the servers' name (consumer group).
+	requests, responses, group string
+	// unique is in every name above, and in the client ids.
+	unique string
+}
+
+// newTestBus returns a bus of kind for t: on the broker at addr, or, when
+// addr is "", on a new in-process Kafka (kafka), the machine's shared
+// server (nats, amqp, redis, mqtt), or a memory bus of its own (memory).
+// On a shared server, what the test leaves there (streams, queues, keys,
+// retained markers) is deleted when the test ends, after its servers and
+// clients have stopped.
+//
+// The settings make a dead member's requests reach another member quickly:
+// within about 2s on Kafka (session timeout), NATS (ack_wait) and Redis
+// (claim_idle), at once on RabbitMQ (the broker requeues a closed
+// channel's deliveries), and after 1s on MQTT (will_delay, then the group
+// adopts the session). Reconnection backoffs are short.
+func newTestBus(t testing.TB, kind, addr string) *testBus {
+	t.Helper()
+	u := strings.ToLower(rand.Text()[:10])
+	b := &testBus{
+		kind:      kind,
+		requests:  "faults." + kind + "." + u + ".requests",
+		responses: "faults." + kind + "." + u + ".responses",
+		group:     "faults-" + u,
+		unique:    u,
+	}
+	shared := addr == ""
+	if shared && kind != "kafka" && kind != "memory" {
+		addr = needBroker(t, kind)
+	}
+	var set map[string]any
+	switch kind {
+	case "kafka":
+		if addr == "" {
+			addr = startKafka(t)
+		}
+		set = map[string]any{"session_timeout": "2s", "heartbeat_interval": "200ms"}
+	case "memory":
+		addr = "faults-" + u
+	case "nats":
+		set = map[string]any{"ack_wait": "2s", "reconnect_wait": "250ms"}
+		if shared {
+			t.Cleanup(func() { deleteNATSStreams(t, addr, "faults."+kind+"."+u) })
+		}
+	case "amqp":
+		exchange := "vrpc-faults." + u
+		set = map[string]any{"exchange": exchange, "queue_expires": "10m", "reconnect_backoff": "250ms"}
+		if shared {
+			t.Cleanup(func() { deleteAMQPQueues(t, addr, exchange, b.requests+"."+target+":"+b.group) })
+		}
+	case "redis":
+		prefix := "vrpc-faults:" + u + ":"
+		set = map[string]any{"key_prefix": prefix, "claim_idle": "2s"}
+		if shared {
+			t.Cleanup(func() { deleteRedisKeys(t, addr, prefix) })
+		}
+	case "mqtt":
+		set = map[string]any{
+			"session_expiry":        "30s",
+			"will_delay":            "1s",
+			"keepalive":             "5s",
+			"reconnect_backoff_max": "200ms",
+			"client_id_prefix":      "vrpc-faults-" + u + "-",
+		}
+		if shared {
+			t.Cleanup(func() { clearMQTTMarkers(t, addr, b.group) })
+		}
+	default:
+		t.Fatalf("no test bus of kind %q", kind)
+	}
+	b.addr = addr
+	b.cfg = rpcbus.Config{Type: kind, Brokers: []string{addr}, Settings: set}
+	return b
+}
+
+// serverConfig is a server of the bus's group forwarding target to
+// endpoint, tagging each call with name.
+func (b *testBus) serverConfig(endpoint, name string) *vrpc.Config {
+	cfg := &vrpc.Config{
+		Name:         b.group,
+		Port:         -1,
+		RpcBus:       b.cfg,
+		Targets:      map[string]vrpc.Target{target: {Endpoint: endpoint, Timeout: "30s"}},
+		Plugins:      []vrpc.PluginConf{{Name: tagPlugin, Enabled: true, Settings: map[string]any{"server": name}}},
+		MaxInFlight:  32,
+		DrainTimeout: 20 * time.Second,
+	}
+	cfg.Topics.Request, cfg.Topics.Response = b.requests, b.responses
+	return cfg
+}
+
+// client returns a client of the bus, closed when the test ends.
+func (b *testBus) client(t testing.TB, id string) *vclient.Client {
+	t.Helper()
+	cfg := vclient.Config{ClientID: "faults-" + b.unique + "-" + id, RpcBus: b.cfg}
+	cfg.Topics.Request, cfg.Topics.Response = b.requests, b.responses
+	c, err := vclient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("client Close: %v", err)
+		}
+	})
+	return c
+}
+
+// requestTopic is the topic the bus's clients send target's requests to.
+func (b *testBus) requestTopic() string { return b.requests + "." + target }
+
+// deleteNATSStreams deletes the JetStream streams carrying subjects under
+// prefix: those the test's servers created.
+func deleteNATSStreams(t testing.TB, addr, prefix string) {
+	nc, err := natsgo.Connect(addr)
+	if err != nil {
+		t.Errorf("cleanup: NATS at %s: %v", addr, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(prefix+".>"))
+	var streams []string
+	for n := range names.Name() {
+		streams = append(streams, n)
+	}
+	if err := names.Err(); err != nil {
+		t.Errorf("cleanup: listing the streams under %s: %v", prefix, err)
+	}
+	for _, n := range streams {
+		if err := js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("cleanup: deleting stream %s: %v", n, err)
+		}
+	}
+}
+
+// deleteAMQPQueues deletes queues and the exchange from RabbitMQ.
+func deleteAMQPQueues(t testing.TB, addr, exchange string, queues ...string) {
+	conn, err := amqp091.Dial("amqp://guest:guest@" + addr + "/")
+	if err != nil {
+		t.Errorf("cleanup: RabbitMQ at %s: %v", addr, err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, q := range queues {
+		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+			// A channel error closes the channel: open another.
+			t.Logf("cleanup: deleting queue %s: %v", q, err)
+			if ch, err = conn.Channel(); err != nil {
+				t.Errorf("cleanup: %v", err)
+				return
+			}
+		}
+	}
+	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
+		t.Logf("cleanup: deleting exchange %s: %v", exchange, err)
+	}
+}
+
+// deleteRedisKeys deletes every key under prefix.
+func deleteRedisKeys(t testing.TB, addr, prefix string) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Errorf("cleanup: listing the keys under %s: %v", prefix, err)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		if err := rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
+			t.Errorf("cleanup: deleting keys under %s: %v", prefix, err)
+			return
+		}
+		keys = keys[n:]
+	}
+}
+
+// clearMQTTMarkers clears the retained hand-over markers of group's
+// members (vrpc~/orphans/<group>/<client id>): Mosquitto 2.0 keeps a
+// retained will past its expiry, so the marker of a member killed last
+// would stay on the shared broker for good. Sessions expire by themselves
+// (session_expiry).
+func clearMQTTMarkers(t testing.TB, addr, group string) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Errorf("cleanup: Mosquitto at %s: %v", addr, err)
+		return
+	}
+	var mu sync.Mutex
+	var markers []string
+	c := paho.NewClient(paho.ClientConfig{
+		Conn: conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			if pr.Packet.Retain && len(pr.Packet.Payload) > 0 {
+				mu.Lock()
+				markers = append(markers, pr.Packet.Topic)
+				mu.Unlock()
+			}
+			return true, nil
+		}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "vrpc-faults-cleanup-" + strings.ToLower(rand.Text()[:10]), CleanStart: true, KeepAlive: 30}); err != nil {
+		conn.Close()
+		t.Errorf("cleanup: MQTT CONNECT: %v", err)
+		return
+	}
+	defer func() { _ = c.Disconnect(&paho.Disconnect{}) }()
+	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "vrpc~/orphans/" + group + "/+"}}}); err != nil {
+		t.Errorf("cleanup: MQTT SUBSCRIBE: %v", err)
+		return
+	}
+	// Retained messages follow the SUBACK at once.
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, topic := range markers {
+		if _, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true}); err != nil {
+			t.Errorf("cleanup: clearing marker %s: %v", topic, err)
+		}
+	}
+}
