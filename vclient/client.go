@@ -43,6 +43,9 @@ type Client struct {
 	calls   sync.WaitGroup // calls between admission and return
 
 	schemas schemaCache // under mu
+	// topics holds the request topics published to (string → struct{}):
+	// their targets exist, so a topic unknown later is a broker's loss.
+	topics sync.Map
 
 	loopbackOnce sync.Once
 	loopback     *loopback
@@ -271,12 +274,22 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 	msg := &rpcbus.Message{Value: body}
 	for attempt := 0; ; attempt++ {
 		err := c.bus.Publish(ctx, topic, msg)
+		if errors.Is(err, rpcbus.ErrUnknownTopic) {
+			if !c.served(topic) {
+				return status.Errorf(codes.Unimplemented,
+					"vrpc: unknown target %q: no vRPC server serves it (topic %s does not exist on the bus)", req.Target, topic)
+			}
+			// The topic took requests before: the broker has lost it (a
+			// restart without persistence) and the servers are making it
+			// again. A passing fault, like a broker that is down.
+			err = fmt.Errorf("the bus no longer has topic %s (lost in a broker restart?): %w", topic, err)
+		}
 		switch {
 		case err == nil:
+			if !c.served(topic) {
+				c.topics.Store(topic, struct{}{})
+			}
 			return nil
-		case errors.Is(err, rpcbus.ErrUnknownTopic):
-			return status.Errorf(codes.Unimplemented,
-				"vrpc: unknown target %q: no vRPC server serves it (topic %s does not exist on the bus)", req.Target, topic)
 		case errors.Is(err, rpcbus.ErrMessageTooLarge):
 			return status.Errorf(codes.ResourceExhausted, "vrpc: the bus refused the request for its size (%d bytes): %v", len(body), err)
 		case ctx.Err() != nil:
@@ -294,6 +307,13 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 			return notPublished(ctx, topic, err)
 		}
 	}
+}
+
+// served reports whether a request has been published to topic before:
+// the topic of a target some server serves.
+func (c *Client) served(topic string) bool {
+	_, ok := c.topics.Load(topic)
+	return ok
 }
 
 // notPublished is the status of a call whose context ended before the bus
