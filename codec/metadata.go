@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/metadata"
@@ -21,6 +22,7 @@ func MetadataToWire(md metadata.MD) []*vrpcpb.Metadata {
 		return nil
 	}
 	out := make([]*vrpcpb.Metadata, 0, len(md))
+	entries := make([]vrpcpb.Metadata, len(md)) // one allocation for them all
 	for k, vs := range md {
 		if hopByHop(k) {
 			continue
@@ -32,13 +34,17 @@ func MetadataToWire(md metadata.MD) []*vrpcpb.Metadata {
 			}
 			vs = enc
 		}
-		out = append(out, &vrpcpb.Metadata{Key: k, Values: vs})
+		e := &entries[len(out)]
+		e.Key, e.Values = k, vs
+		out = append(out, e)
 	}
 	return out
 }
 
 // MetadataFromWire converts envelope metadata back to gRPC metadata. Keys
-// are lower-cased as gRPC requires.
+// are lower-cased as gRPC requires. The values of text keys are in's own
+// slices, not copies: in is an envelope just decoded, which nothing else
+// reads.
 func MetadataFromWire(in []*vrpcpb.Metadata) metadata.MD {
 	if len(in) == 0 {
 		return nil
@@ -50,7 +56,11 @@ func MetadataFromWire(in []*vrpcpb.Metadata) metadata.MD {
 		}
 		k := strings.ToLower(m.Key)
 		if !isBinary(k) {
-			md[k] = append(md[k], m.Values...)
+			if vs, ok := md[k]; ok {
+				md[k] = append(vs, m.Values...)
+			} else {
+				md[k] = slices.Clip(m.Values) // an append copies it
+			}
 			continue
 		}
 		for _, v := range m.Values {

@@ -7,10 +7,10 @@ import (
 	"google.golang.org/grpc/mem"
 )
 
-// RawName is the name Raw registers under. It is a content-subtype of its
-// own, but Raw is meant to be used with grpc.ForceCodecV2, which keeps the
-// standard "application/grpc" content type on the wire: the target sees an
-// ordinary protobuf call.
+// RawName is Raw's name. It is a content-subtype of its own, which targets
+// do not know: a client forcing Raw with grpc.ForceCodecV2 should also set
+// grpc.CallContentSubtype("proto"), so that the target sees an ordinary
+// protobuf call ("application/grpc+proto"), not "application/grpc+vrpc-raw".
 const RawName = "vrpc-raw"
 
 // Frame is a message already in its wire form.

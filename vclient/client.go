@@ -167,17 +167,20 @@ func (c *Client) Call(ctx context.Context, target, method string, payload []byte
 		req.Encoding = vrpcpb.Encoding_ENCODING_JSON
 		req.JsonOptions = o.json
 	}
-	return c.invoke(ctx, target, method, payload, outgoing, req)
+	return result(c.invoke(ctx, target, method, payload, outgoing, req))
 }
 
 // Invoke is Call with gRPC metadata and a protobuf payload: the common path
 // of the interceptor, Conn and the loopback endpoint.
 func (c *Client) Invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD) (*Response, error) {
-	return c.invoke(ctx, target, method, payload, md, &vrpcpb.Request{})
+	return result(c.invoke(ctx, target, method, payload, md, &vrpcpb.Request{}))
 }
 
 // carry completes req (which may carry an encoding already) and carries it.
-func (c *Client) carry(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*Response, error) {
+// It returns the reply as it came, whatever its status, or the error that
+// kept the call from getting one. result makes them a Response and an
+// error.
+func (c *Client) carry(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*vrpcpb.Response, error) {
 	if !rpcbus.ValidName(target) {
 		return nil, status.Errorf(codes.InvalidArgument, "vrpc: target %q is not a valid target name", target)
 	}
@@ -208,7 +211,8 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 	}
 	defer c.calls.Done()
 
-	req.Id = c.idPrefix + strconv.FormatUint(seq, 36)
+	var id [64]byte // one allocation for the id, not two
+	req.Id = string(strconv.AppendUint(append(id[:0], c.idPrefix...), seq, 36))
 	req.ClientId = c.cfg.ClientID
 	req.ReplyTo = c.inbox.Address()
 	req.Target = target
@@ -226,7 +230,7 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 		if c.cfg.Debug {
 			logx.Infof("vrpc: call %s %s %s: %s", req.Id, target, method, codes.Code(resp.GetStatus().GetCode()))
 		}
-		return result(resp)
+		return resp, nil
 	case <-ctx.Done():
 		c.forget(seq)
 		err := status.FromContextError(ctx.Err()).Err()
@@ -357,16 +361,25 @@ func (c *Client) onReply(m *rpcbus.Message) {
 	}
 }
 
-func result(r *vrpcpb.Response) (*Response, error) {
+// result is what Call and Invoke return for what carry returned.
+func result(r *vrpcpb.Response, err error) (*Response, error) {
+	if err != nil {
+		return nil, err
+	}
 	out := &Response{
 		Payload: r.Payload,
 		Header:  codec.MetadataFromWire(r.Header),
 		Trailer: codec.MetadataFromWire(r.Trailer),
 	}
+	return out, replyError(r)
+}
+
+// replyError is the error of a reply: nil, or its status.
+func replyError(r *vrpcpb.Response) error {
 	if s := r.GetStatus(); s != nil && s.Code != int32(codes.OK) {
-		return out, status.ErrorProto(s)
+		return status.ErrorProto(s)
 	}
-	return out, nil
+	return nil
 }
 
 // Close stops taking calls, gives the calls in flight up to

@@ -110,7 +110,7 @@ func (o *observer) Collect(ch chan<- prometheus.Metric) {
 
 // invoke is carry observed: the client span, the trace context in the
 // envelope, and the metrics.
-func (c *Client) invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*Response, error) {
+func (c *Client) invoke(ctx context.Context, target, method string, payload []byte, md metadata.MD, req *vrpcpb.Request) (*vrpcpb.Response, error) {
 	o := c.obs
 	start := time.Now()
 	var span trace.Span
@@ -124,6 +124,9 @@ func (c *Client) invoke(ctx context.Context, target, method string, payload []by
 	}
 	resp, err := c.carry(ctx, target, method, payload, md, req)
 	code := status.Code(err)
+	if err == nil {
+		code = codes.Code(resp.GetStatus().GetCode())
+	}
 	o.calls.WithLabelValues(target, code.String()).Inc()
 	o.duration.WithLabelValues(target).Observe(time.Since(start).Seconds())
 	if code == codes.DeadlineExceeded {
@@ -133,7 +136,11 @@ func (c *Client) invoke(ctx context.Context, target, method string, payload []by
 		if span.IsRecording() {
 			span.SetAttributes(attribute.String("vrpc.request_id", req.Id), attribute.Int("rpc.grpc.status_code", int(code)))
 			if code != codes.OK {
-				span.SetStatus(otelcodes.Error, status.Convert(err).Message())
+				msg := resp.GetStatus().GetMessage()
+				if err != nil {
+					msg = status.Convert(err).Message()
+				}
+				span.SetStatus(otelcodes.Error, msg)
 			}
 		}
 		span.End()

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
 
@@ -152,18 +153,20 @@ func (c *Client) invokeMessage(ctx context.Context, target, method string, req, 
 		return status.Errorf(codes.Internal, "vrpc: marshal request: %v", err)
 	}
 	md, _ := metadata.FromOutgoingContext(ctx)
-	resp, err := c.Invoke(ctx, target, method, payload, md)
-	if resp != nil {
-		for _, o := range callOpts {
-			switch o := o.(type) {
-			case grpc.HeaderCallOption:
-				*o.HeaderAddr = resp.Header
-			case grpc.TrailerCallOption:
-				*o.TrailerAddr = resp.Trailer
-			}
+	resp, err := c.invoke(ctx, target, method, payload, md, &vrpcpb.Request{})
+	if err != nil {
+		return err
+	}
+	// The header and trailer become maps only for the caller that asks.
+	for _, o := range callOpts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = codec.MetadataFromWire(resp.Header)
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = codec.MetadataFromWire(resp.Trailer)
 		}
 	}
-	if err != nil {
+	if err := replyError(resp); err != nil {
 		return err
 	}
 	if err := proto.Unmarshal(resp.Payload, out); err != nil {

@@ -1,8 +1,9 @@
 package vserver
 
 import (
-	"container/list"
 	"context"
+	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 )
@@ -11,8 +12,9 @@ import (
 // replies, so that a request delivered again (after a server died before
 // acknowledging it, a rebalance, or a client re-publishing it) is answered
 // from the store instead of calling the target a second time. Keys are
-// "<client id>\x00<request id>". Servers that share a target should share a
-// store (Redis) for the guarantee to hold across them.
+// "<client id>\x00<request id>\x00<reply address>". Servers that share a
+// target should share a store (Redis) for the guarantee to hold across
+// them.
 type DedupStore interface {
 	// Claim marks key as being served by the caller until ttl passes. It
 	// reports claimed when the caller is first and should serve the
@@ -28,59 +30,77 @@ type DedupStore interface {
 
 // MemoryDedup is a DedupStore in the server's memory, bounded in entries
 // (least recently used dropped first) and in time (each entry's ttl).
+//
+// A full store holds size entries for up to ttl (100000 and 10 minutes by
+// default), live all the while: every garbage collection of the process
+// marks them. So an entry is laid out for the collector, not as a struct
+// of its own: its key and reply in slices of strings and of byte slices,
+// which the collector scans as two dense arrays of pointers to objects
+// without pointers, and its expiry and list links in a slice without
+// pointers, which it does not scan at all.
 type MemoryDedup struct {
-	max int
+	max   int
+	epoch time.Time // expiries are monotonic nanoseconds since
 
-	mu      sync.Mutex
-	entries map[string]*list.Element
-	lru     list.List // of *dedupEntry, most recent at the front
+	mu   sync.Mutex
+	seed maphash.Seed
+	// index is by the hash of the key: the first of the slots whose keys
+	// have that hash, the others chained through their meta.chain. Without
+	// strings in it, the collector does not scan it.
+	index map[uint64]int32
+	// Slot i's entry; slot 0 is the root of the LRU list (its next the
+	// most recently used, its prev the least) and holds none.
+	keys    []string
+	replies [][]byte // nil while in progress
+	meta    []dedupMeta
+	free    int32 // first free slot, chained through next; 0: none
+	n       int
 }
 
-type dedupEntry struct {
-	key     string
-	reply   []byte // nil while in progress
-	expires time.Time
+type dedupMeta struct {
+	expires int64
+	// hash is the key's, kept so that dropping the entry does not read the
+	// key again.
+	hash              uint64
+	prev, next, chain int32
 }
 
-// NewMemoryDedup returns a MemoryDedup holding at most max entries.
+// NewMemoryDedup returns a MemoryDedup holding at most max entries (and
+// never more than math.MaxInt32-2: its slots are numbered in an int32).
 func NewMemoryDedup(max int) *MemoryDedup {
-	return &MemoryDedup{max: max, entries: make(map[string]*list.Element)}
+	m := &MemoryDedup{max: min(max, math.MaxInt32-2), epoch: time.Now(), seed: maphash.MakeSeed(), index: make(map[uint64]int32)}
+	m.keys, m.replies, m.meta = make([]string, 1), make([][]byte, 1), make([]dedupMeta, 1)
+	return m
 }
 
 // Claim implements DedupStore.
 func (m *MemoryDedup) Claim(_ context.Context, key string, ttl time.Duration) ([]byte, bool, error) {
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.entries[key]; ok {
-		e := el.Value.(*dedupEntry)
-		if now.Before(e.expires) {
-			m.lru.MoveToFront(el)
-			return e.reply, false, nil
+	if i := m.find(key); i != 0 {
+		if now < m.meta[i].expires {
+			m.unlink(i)
+			m.pushFront(i)
+			return m.replies[i], false, nil
 		}
-		m.remove(el)
+		m.remove(i)
 	}
-	m.entries[key] = m.lru.PushFront(&dedupEntry{key: key, expires: now.Add(ttl)})
-	for m.lru.Len() > m.max {
-		m.remove(m.lru.Back())
-	}
+	m.add(key, nil, expiry(now, ttl))
 	return nil, true, nil
 }
 
 // Done implements DedupStore.
 func (m *MemoryDedup) Done(_ context.Context, key string, reply []byte, ttl time.Duration) error {
+	expires := expiry(m.now(), ttl)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	el, ok := m.entries[key]
-	if !ok { // dropped for room meanwhile: keep the reply anyway
-		el = m.lru.PushFront(&dedupEntry{key: key})
-		m.entries[key] = el
-		for m.lru.Len() > m.max {
-			m.remove(m.lru.Back())
-		}
+	i := m.find(key)
+	if i == 0 { // dropped for room meanwhile: keep the reply anyway
+		m.add(key, reply, expires)
+		return nil
 	}
-	e := el.Value.(*dedupEntry)
-	e.reply, e.expires = reply, time.Now().Add(ttl)
+	m.replies[i], m.meta[i].expires = reply, expires
 	return nil
 }
 
@@ -88,8 +108,8 @@ func (m *MemoryDedup) Done(_ context.Context, key string, reply []byte, ttl time
 func (m *MemoryDedup) Release(_ context.Context, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if el, ok := m.entries[key]; ok && el.Value.(*dedupEntry).reply == nil {
-		m.remove(el)
+	if i := m.find(key); i != 0 && m.replies[i] == nil {
+		m.remove(i)
 	}
 	return nil
 }
@@ -98,10 +118,88 @@ func (m *MemoryDedup) Release(_ context.Context, key string) error {
 func (m *MemoryDedup) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lru.Len()
+	return m.n
 }
 
-func (m *MemoryDedup) remove(el *list.Element) {
-	m.lru.Remove(el)
-	delete(m.entries, el.Value.(*dedupEntry).key)
+// find returns the slot of key, or 0.
+func (m *MemoryDedup) find(key string) int32 {
+	i := m.index[maphash.String(m.seed, key)]
+	for i != 0 && m.keys[i] != key {
+		i = m.meta[i].chain
+	}
+	return i
+}
+
+func (m *MemoryDedup) now() int64 { return int64(time.Since(m.epoch)) }
+
+// expiry is now+ttl, saturated rather than wrapped.
+func expiry(now int64, ttl time.Duration) int64 {
+	e := now + int64(ttl)
+	switch {
+	case ttl > 0 && e < now:
+		return math.MaxInt64
+	case ttl < 0 && e > now:
+		return math.MinInt64
+	}
+	return e
+}
+
+// add puts a new entry first and drops the least recently used beyond max.
+func (m *MemoryDedup) add(key string, reply []byte, expires int64) {
+	h := maphash.String(m.seed, key)
+	i := m.free
+	if i != 0 {
+		m.free = m.meta[i].next
+		m.keys[i], m.replies[i] = key, reply
+		m.meta[i] = dedupMeta{expires: expires, hash: h}
+	} else {
+		i = int32(len(m.meta))
+		m.keys = append(m.keys, key)
+		m.replies = append(m.replies, reply)
+		m.meta = append(m.meta, dedupMeta{expires: expires, hash: h})
+	}
+	m.meta[i].chain = m.index[h]
+	m.index[h] = i
+	m.pushFront(i)
+	m.n++
+	for m.n > m.max && m.n > 0 {
+		m.remove(m.meta[0].prev)
+	}
+}
+
+// remove drops slot i's entry and frees the slot.
+func (m *MemoryDedup) remove(i int32) {
+	m.unlink(i)
+	h := m.meta[i].hash
+	if first := m.index[h]; first == i {
+		if next := m.meta[i].chain; next != 0 {
+			m.index[h] = next
+		} else {
+			delete(m.index, h)
+		}
+	} else {
+		for j := first; ; j = m.meta[j].chain {
+			if m.meta[j].chain == i {
+				m.meta[j].chain = m.meta[i].chain
+				break
+			}
+		}
+	}
+	m.keys[i], m.replies[i] = "", nil // for the collector
+	m.meta[i].next = m.free
+	m.free = i
+	m.n--
+}
+
+func (m *MemoryDedup) pushFront(i int32) {
+	first := m.meta[0].next
+	m.meta[i].prev, m.meta[i].next = 0, first
+	m.meta[first].prev = i
+	m.meta[0].next = i
+}
+
+func (m *MemoryDedup) unlink(i int32) {
+	e := &m.meta[i]
+	m.meta[e.prev].next = e.next
+	m.meta[e.next].prev = e.prev
 }

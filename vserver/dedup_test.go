@@ -60,6 +60,52 @@ func TestMemoryDedup(t *testing.T) {
 	}
 }
 
+// TestMemoryDedupChurn: a full store, its slots reused over and over,
+// keeps exactly the most recently used entries with their replies, in
+// order, however many keys have passed through it.
+func TestMemoryDedupChurn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const size, keys = 100, 10000
+	m := vserver.NewMemoryDedup(size)
+	key := func(i int) string { return fmt.Sprintf("client\x00req-%d\x00inbox", i) }
+	released := func(i int) bool { return i%3 == 1 } // the last key is not
+	for i := range keys {
+		if _, claimed, _ := m.Claim(ctx, key(i), time.Minute); !claimed {
+			t.Fatalf("new key %d not claimed", i)
+		}
+		if released(i) {
+			_ = m.Release(ctx, key(i)) // served by no one: gone again
+			continue
+		}
+		_ = m.Done(ctx, key(i), []byte(key(i)), time.Minute)
+		// A key served a while ago is used again: the most recent now.
+		if old := i - size/2; old >= 0 && !released(old) && i%10 == 0 {
+			if reply, claimed, _ := m.Claim(ctx, key(old), time.Minute); claimed || string(reply) != key(old) {
+				t.Fatalf("key %d at %d: reply %q, claimed %v", old, i, reply, claimed)
+			}
+		}
+	}
+	if m.Len() != size {
+		t.Fatalf("Len %d, want %d", m.Len(), size)
+	}
+	// The last size/2 served keys are surely among the entries kept; the
+	// first ones are long gone.
+	served := 0
+	for i := keys - 1; served < size/2; i-- {
+		if released(i) {
+			continue
+		}
+		served++
+		if reply, claimed, _ := m.Claim(ctx, key(i), time.Minute); claimed || string(reply) != key(i) {
+			t.Fatalf("recent key %d: reply %q, claimed %v", i, reply, claimed)
+		}
+	}
+	if _, claimed, _ := m.Claim(ctx, key(0), time.Minute); !claimed {
+		t.Fatal("key 0 still held after 10000 others")
+	}
+}
+
 // countingDemo is the demo target counting its executions.
 type countingDemo struct {
 	demo.UnimplementedDemoServer

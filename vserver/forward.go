@@ -12,6 +12,7 @@ import (
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -202,8 +203,14 @@ func (s *Server) claim(req *vrpcpb.Request, deadline time.Time) (key string, ser
 	if !deadline.IsZero() {
 		ttl = time.Until(deadline) + time.Second // the claim outlives the call
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := context.Background()
+	if _, inMemory := s.dedup.(*MemoryDedup); !inMemory {
+		// A store across the network is given 5s. The one in memory never
+		// waits: a timer for it would cost more than the claim itself.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
 	reply, claimed, err := s.dedup.Claim(ctx, key, ttl)
 	switch {
 	case err != nil:
@@ -229,11 +236,11 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 	if len(call.Metadata) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, call.Metadata)
 	}
-	in := codec.Frame(call.Payload)
-	var out codec.Frame
-	res := &Result{}
+	f := &forwarding{in: codec.Frame(call.Payload)}
+	res := &f.res
+	f.opts = [5]grpc.CallOption{rawCodec, protoSubtype, grpc.Header(&res.Header), grpc.Trailer(&res.Trailer)}
 	start := time.Now()
-	err := s.invoke(ctx, tgt, call.Method, &in, &out, grpc.Header(&res.Header), grpc.Trailer(&res.Trailer))
+	err := s.invoke(ctx, tgt, call.Method, &f.in, &f.out, f.opts[:4])
 	res.TargetTime = time.Since(start)
 	if err != nil {
 		res.Status = status.Convert(err)
@@ -242,18 +249,37 @@ func (s *Server) forward(ctx context.Context, call *Call) *Result {
 		}
 		return res
 	}
-	res.Payload = out
+	res.Payload = f.out
 	return res
 }
+
+// forwarding is what forward hands gRPC for one call, in one allocation
+// instead of one for each part: the frames, the call options (and room
+// for invoke's grpc.Peer) and the Result the header and trailer go to.
+type forwarding struct {
+	res     Result
+	in, out codec.Frame
+	opts    [5]grpc.CallOption
+}
+
+// rawCodec passes the bytes of a call through; protoSubtype keeps the
+// content type the target sees "application/grpc+proto". Without it gRPC
+// names the codec's own subtype ("application/grpc+vrpc-raw"), which a
+// target does not know: gRPC-Go falls back to protobuf with a warning
+// logged for every call, and other implementations may refuse it.
+var (
+	rawCodec     = grpc.ForceCodecV2(codec.Raw{})
+	protoSubtype = grpc.CallContentSubtype(encproto.Name)
+)
 
 // invoke calls method on the target. A call that fails with UNAVAILABLE
 // before it reached the target (no connection to send it on, so the target
 // cannot have run it) is tried again up to max_retries times, backing off
 // exponentially from 50ms with jitter, while the call's deadline leaves
 // room. Idempotent methods are retried by gRPC's retry policy instead,
-// after more codes (see retryPolicy).
-func (s *Server) invoke(ctx context.Context, tgt *target, method string, in, out *codec.Frame, opts ...grpc.CallOption) error {
-	opts = append(opts, grpc.ForceCodecV2(codec.Raw{}))
+// after more codes (see retryPolicy). opts are the call's options,
+// rawCodec and protoSubtype among them.
+func (s *Server) invoke(ctx context.Context, tgt *target, method string, in, out *codec.Frame, opts []grpc.CallOption) error {
 	if tgt.maxRetries == 0 || tgt.isIdempotent(method) {
 		return tgt.conn.Invoke(ctx, method, in, out, opts...)
 	}

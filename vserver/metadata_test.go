@@ -44,3 +44,26 @@ func TestBinaryMetadata(t *testing.T) {
 		t.Errorf("caller got trailer x-echo-bin %q, want %q", got, []string{value, ""})
 	}
 }
+
+// TestTargetSeesProtobufContentType: the target gets an ordinary protobuf
+// call, content type application/grpc+proto, not the subtype of the codec
+// the server passes bytes through with, which targets do not know (gRPC-Go
+// falls back to protobuf with a warning on every call; others may refuse).
+func TestTargetSeesProtobufContentType(t *testing.T) {
+	t.Parallel()
+	busCfg := startKafka(t)
+	seen := make(chan []string, 1)
+	record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		seen <- md.Get("content-type")
+		return h(ctx, req)
+	}
+	startServer(t, serverConfig(busCfg, startRecordingDemo(t, "demo-1", record)))
+	c := newClient(t, busCfg, "content-type-caller")
+	if _, err := c.Invoke(testContext(t), "demo", "/demo.Demo/Ping", mustMarshal(t, &demo.Request{Message: "ct"}), nil); err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if got := <-seen; !slices.Equal(got, []string{"application/grpc+proto"}) {
+		t.Errorf("target saw content-type %q, want [application/grpc+proto]", got)
+	}
+}
