@@ -3,7 +3,8 @@
 //
 //	import _ "github.com/nextpkg/vrpc/rpcbus/all"
 //
-// It makes rpc_bus.type kafka, embedded and memory available.
+// It makes rpc_bus.type kafka, embedded, nats, amqp, redis, mqtt and memory
+// available.
 package all
 
 import (
