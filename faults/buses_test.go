@@ -3,22 +3,15 @@ package faults_test
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
-	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	amqp091 "github.com/rabbitmq/amqp091-go"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/rpcbus"
 	_ "github.com/nextpkg/vrpc/rpcbus/all" // every rpc_bus.type, in this process and the server processes
 	"github.com/nextpkg/vrpc/vclient"
@@ -116,19 +109,29 @@ func newTestBus(t testing.TB, kind, addr string) *testBus {
 	case "nats":
 		set = map[string]any{"ack_wait": "2s", "reconnect_wait": "250ms"}
 		if shared {
-			t.Cleanup(func() { deleteNATSStreams(t, addr, "faults."+kind+"."+u) })
+			t.Cleanup(func() {
+				cleanup(t, func(ctx context.Context) error {
+					return busadmin.DeleteNATSStreams(ctx, []string{addr}, "faults."+kind+"."+u+".>")
+				})
+			})
 		}
 	case "amqp":
 		exchange := "vrpc-faults." + u
 		set = map[string]any{"exchange": exchange, "queue_expires": "10m", "reconnect_backoff": "250ms"}
 		if shared {
-			t.Cleanup(func() { deleteAMQPQueues(t, addr, exchange, b.requests+"."+target+":"+b.group) })
+			t.Cleanup(func() {
+				cleanup(t, func(ctx context.Context) error {
+					return busadmin.DeleteAMQPQueues(ctx, addr, exchange, []string{b.requests + "." + target + ":" + b.group})
+				})
+			})
 		}
 	case "redis":
 		prefix := "vrpc-faults:" + u + ":"
 		set = map[string]any{"key_prefix": prefix, "claim_idle": "2s"}
 		if shared {
-			t.Cleanup(func() { deleteRedisKeys(t, addr, prefix) })
+			t.Cleanup(func() {
+				cleanup(t, func(ctx context.Context) error { return busadmin.DeleteRedisKeys(ctx, addr, prefix) })
+			})
 		}
 	case "mqtt":
 		set = map[string]any{
@@ -139,7 +142,9 @@ func newTestBus(t testing.TB, kind, addr string) *testBus {
 			"client_id_prefix":      "vrpc-faults-" + u + "-",
 		}
 		if shared {
-			t.Cleanup(func() { clearMQTTMarkers(t, addr, b.group) })
+			t.Cleanup(func() {
+				cleanup(t, func(ctx context.Context) error { return busadmin.EndMQTTSessions(ctx, addr, []string{b.group}) })
+			})
 		}
 	default:
 		t.Fatalf("no test bus of kind %q", kind)
@@ -185,132 +190,11 @@ func (b *testBus) client(t testing.TB, id string) *vclient.Client {
 // requestTopic is the topic the bus's clients send target's requests to.
 func (b *testBus) requestTopic() string { return b.requests + "." + target }
 
-// deleteNATSStreams deletes the JetStream streams carrying subjects under
-// prefix: those the test's servers created.
-func deleteNATSStreams(t testing.TB, addr, prefix string) {
-	nc, err := natsgo.Connect(addr)
-	if err != nil {
-		t.Errorf("cleanup: NATS at %s: %v", addr, err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
+// cleanup runs a busadmin removal after a test, reporting its error.
+func cleanup(t testing.TB, remove func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(prefix+".>"))
-	var streams []string
-	for n := range names.Name() {
-		streams = append(streams, n)
-	}
-	if err := names.Err(); err != nil {
-		t.Errorf("cleanup: listing the streams under %s: %v", prefix, err)
-	}
-	for _, n := range streams {
-		if err := js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			t.Errorf("cleanup: deleting stream %s: %v", n, err)
-		}
-	}
-}
-
-// deleteAMQPQueues deletes queues and the exchange from RabbitMQ.
-func deleteAMQPQueues(t testing.TB, addr, exchange string, queues ...string) {
-	conn, err := amqp091.Dial("amqp://guest:guest@" + addr + "/")
-	if err != nil {
-		t.Errorf("cleanup: RabbitMQ at %s: %v", addr, err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
+	if err := remove(ctx); err != nil {
 		t.Errorf("cleanup: %v", err)
-		return
-	}
-	for _, q := range queues {
-		if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-			// A channel error closes the channel: open another.
-			t.Logf("cleanup: deleting queue %s: %v", q, err)
-			if ch, err = conn.Channel(); err != nil {
-				t.Errorf("cleanup: %v", err)
-				return
-			}
-		}
-	}
-	if err := ch.ExchangeDelete(exchange, false, false); err != nil {
-		t.Logf("cleanup: deleting exchange %s: %v", exchange, err)
-	}
-}
-
-// deleteRedisKeys deletes every key under prefix.
-func deleteRedisKeys(t testing.TB, addr, prefix string) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Errorf("cleanup: listing the keys under %s: %v", prefix, err)
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), 500)
-		if err := rdb.Unlink(ctx, keys[:n]...).Err(); err != nil {
-			t.Errorf("cleanup: deleting keys under %s: %v", prefix, err)
-			return
-		}
-		keys = keys[n:]
-	}
-}
-
-// clearMQTTMarkers clears the retained hand-over markers of group's
-// members (vrpc~/orphans/<group>/<client id>): Mosquitto 2.0 keeps a
-// retained will past its expiry, so the marker of a member killed last
-// would stay on the shared broker for good. Sessions expire by themselves
-// (session_expiry).
-func clearMQTTMarkers(t testing.TB, addr, group string) {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Errorf("cleanup: Mosquitto at %s: %v", addr, err)
-		return
-	}
-	var mu sync.Mutex
-	var markers []string
-	c := paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			if pr.Packet.Retain && len(pr.Packet.Payload) > 0 {
-				mu.Lock()
-				markers = append(markers, pr.Packet.Topic)
-				mu.Unlock()
-			}
-			return true, nil
-		}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: "vrpc-faults-cleanup-" + strings.ToLower(rand.Text()[:10]), CleanStart: true, KeepAlive: 30}); err != nil {
-		conn.Close()
-		t.Errorf("cleanup: MQTT CONNECT: %v", err)
-		return
-	}
-	defer func() { _ = c.Disconnect(&paho.Disconnect{}) }()
-	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "vrpc~/orphans/" + group + "/+"}}}); err != nil {
-		t.Errorf("cleanup: MQTT SUBSCRIBE: %v", err)
-		return
-	}
-	// Retained messages follow the SUBACK at once.
-	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	for _, topic := range markers {
-		if _, err := c.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true}); err != nil {
-			t.Errorf("cleanup: clearing marker %s: %v", topic, err)
-		}
 	}
 }

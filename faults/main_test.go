@@ -22,6 +22,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/faults"
+	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 	"github.com/nextpkg/vrpc/vserver"
@@ -151,7 +152,9 @@ func redisDedup(t testing.TB) vrpc.DedupConf {
 	t.Helper()
 	addr := redisAddr(t)
 	prefix := fmt.Sprintf("vrpc:faults:%d:", time.Now().UnixNano())
-	t.Cleanup(func() { deleteRedisKeys(t, addr, prefix) })
+	t.Cleanup(func() {
+		cleanup(t, func(ctx context.Context) error { return busadmin.DeleteRedisKeys(ctx, addr, prefix) })
+	})
 	return vrpc.DedupConf{Store: "redis", TTL: 5 * time.Minute, Redis: vrpc.RedisConf{Addr: addr, Prefix: prefix}}
 }
 
