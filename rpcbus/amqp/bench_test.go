@@ -3,12 +3,9 @@ package amqp_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
@@ -130,34 +127,7 @@ func benchDirectReplyTo(b *testing.B, callers int) {
 		}
 		<-done[i]
 	}
-	for i := range callers {
-		roundTrip(i)
-	}
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for i := range callers {
-		wg.Go(func() {
-			for {
-				op := next.Add(1) - 1
-				if op >= int64(b.N) {
-					return
-				}
-				t0 := time.Now()
-				roundTrip(i)
-				lat[op] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "trips/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+	bustest.MeasureTrips(b, callers, roundTrip)
 }
 
 // BenchmarkPublish measures Publish alone, confirmed, to a group's queue,

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -150,39 +148,11 @@ func benchRawRoundTrip(b *testing.B, callers int) {
 		}
 		<-done[i]
 	}
-	newReq := func(i int) []byte {
-		req := make([]byte, 8+len(inbox))
-		binary.BigEndian.PutUint32(req, uint32(i))
-		copy(req[8:], inbox)
-		return req
+	reqs := make([][]byte, callers)
+	for i := range reqs {
+		reqs[i] = make([]byte, 8+len(inbox))
+		binary.BigEndian.PutUint32(reqs[i], uint32(i))
+		copy(reqs[i][8:], inbox)
 	}
-	for i := range callers {
-		roundTrip(i, newReq(i))
-	}
-	lat := make([]time.Duration, b.N)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for i := range callers {
-		wg.Go(func() {
-			req := newReq(i)
-			for {
-				op := next.Add(1) - 1
-				if op >= int64(b.N) {
-					return
-				}
-				t0 := time.Now()
-				roundTrip(i, req)
-				lat[op] = time.Since(t0)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "trips/s")
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+	bustest.MeasureTrips(b, callers, func(i int) { roundTrip(i, reqs[i]) })
 }
