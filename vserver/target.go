@@ -37,7 +37,7 @@ type target struct {
 	// methods) or "/pkg.Service/Method"; gRPC's own retry policy covers them.
 	idempotent []string
 
-	mu         sync.Mutex
+	mu         sync.Mutex // guards lastReset and lastRedial
 	lastReset  time.Time
 	lastRedial time.Time
 }
@@ -124,19 +124,6 @@ func (t *target) isIdempotent(method string) bool {
 	return false
 }
 
-// mayRedial reports whether a retry may ask the conn to reconnect now,
-// skipping its backoff: at most every 50ms, so that a burst of calls to a
-// target that is down does not become a burst of dials.
-func (t *target) mayRedial() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if time.Since(t.lastRedial) < 50*time.Millisecond {
-		return false
-	}
-	t.lastRedial = time.Now()
-	return true
-}
-
 // reflect exchanges one request with the target's server reflection
 // service, on a stream of its own.
 func (t *target) reflect(ctx context.Context, req *rpb.ServerReflectionRequest, md metadata.MD) (*rpb.ServerReflectionResponse, error) {
@@ -177,13 +164,25 @@ func (t *target) describe(ctx context.Context, method string) (protoreflect.Meth
 	return md, nil
 }
 
-func (t *target) mayReset() bool {
+// mayReset reports whether the cached schema may be dropped now: at most
+// once a second.
+func (t *target) mayReset() bool { return t.atMostEvery(&t.lastReset, time.Second) }
+
+// mayRedial reports whether a retry may ask the conn to reconnect now,
+// skipping its backoff: at most every 50ms, so that a burst of calls to a
+// target that is down does not become a burst of dials.
+func (t *target) mayRedial() bool { return t.atMostEvery(&t.lastRedial, 50*time.Millisecond) }
+
+// atMostEvery reports whether it is at least every since *last, and if so
+// sets *last to now.
+func (t *target) atMostEvery(last *time.Time, every time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if time.Since(t.lastReset) < time.Second {
+	now := time.Now()
+	if now.Sub(*last) < every {
 		return false
 	}
-	t.lastReset = time.Now()
+	*last = now
 	return true
 }
 

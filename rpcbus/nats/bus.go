@@ -281,18 +281,11 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 	cfg := b.o.streamConfig(topic)
 	_, err := b.js.CreateStream(ctx, cfg)
-	for wait := 50 * time.Millisecond; storeCreateFailed(err) && wait < time.Second; wait *= 2 {
-		// The server could not create the stream's store: seen when the
-		// last other stream is deleted at the same moment and the server
-		// removes the directory both live in. It passes; try again.
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-			_, err = b.js.CreateStream(ctx, cfg)
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	// The server could not create the stream's store: seen when the last
+	// other stream is deleted at the same moment and the server removes the
+	// directory both live in. It passes; try again, a few times.
+	for wait := 50 * time.Millisecond; storeCreateFailed(err) && wait < time.Second && sleep(ctx, wait); wait *= 2 {
+		_, err = b.js.CreateStream(ctx, cfg)
 	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// It exists with other settings: another process's, or earlier
@@ -312,6 +305,18 @@ func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 // jsErrCodeStreamCreate is the JetStream API error of a stream the server
 // failed to create for a reason of its own (not a bad or clashing config).
 const jsErrCodeStreamCreate jetstream.ErrorCode = 10049
+
+// sleep waits for d, or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 func storeCreateFailed(err error) bool {
 	var apiErr *jetstream.APIError
