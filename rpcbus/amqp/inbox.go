@@ -13,7 +13,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -133,44 +132,25 @@ func (ib *inbox) Address() string { return ib.addr }
 
 func (ib *inbox) run() {
 	defer close(ib.done)
-	first := true
-	backoff := minBackoff
-	for {
+	ib.bus.consumeLoop("inbox "+ib.addr, ib.stop, ib.ready, ib.failed, func() (func() bool, error) {
 		ch, deliveries, err := ib.setup()
 		if err != nil {
-			ib.mu.Lock()
-			ib.lastErr = err
-			ib.mu.Unlock()
-			if first && permanent(err) {
-				ib.ready <- err
-				return
-			}
-			if !first {
-				logx.Errorf("rpc_bus amqp: inbox %s: consuming again: %v", ib.addr, err)
-			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-ib.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			backoff = min(2*backoff, time.Duration(ib.bus.o.ReconnectBackoff))
-			continue
+			return nil, err
 		}
-		if first {
-			ib.ready <- nil
-			first = false
-		}
-		backoff = minBackoff
-		stopped := ib.consume(deliveries)
-		// Closing the channel ends the consumer, and the auto-delete
-		// queue with it.
-		_ = ch.Close()
-		if stopped {
-			return
-		}
-	}
+		return func() bool {
+			stopped := ib.consume(deliveries)
+			// Closing the channel ends the consumer, and the auto-delete
+			// queue with it.
+			_ = ch.Close()
+			return stopped
+		}, nil
+	})
+}
+
+func (ib *inbox) failed(err error) {
+	ib.mu.Lock()
+	ib.lastErr = err
+	ib.mu.Unlock()
 }
 
 // setup declares the queue, binds it and consumes it. A queue left by a

@@ -176,45 +176,70 @@ func (s *subscription) wrap(err error) error {
 
 func (s *subscription) run() {
 	defer close(s.done)
+	s.bus.consumeLoop(fmt.Sprintf("group %s on %v", s.group, s.topics), s.stop, s.ready, s.failed, func() (func() bool, error) {
+		g, err := s.setup()
+		if err != nil {
+			return nil, err
+		}
+		return func() bool {
+			s.consuming.Store(true)
+			stopped := s.dispatch(g)
+			s.consuming.Store(false)
+			if stopped {
+				s.teardown(g)
+				return true
+			}
+			g.stopForwarders()
+			_ = g.ch.Close()
+			return false
+		}, nil
+	})
+}
+
+func (s *subscription) failed(err error) {
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+}
+
+// consumeLoop is the life of an inbox or a subscription: start sets up its
+// consumer and returns the function that serves it until it breaks
+// (reporting whether it was stopped); a setup that fails is tried again
+// with backoff, up to reconnect_backoff. The first outcome goes to ready: a
+// permanent error ends the loop there. It returns once serve reports a
+// stop, or stop is closed while it backs off.
+func (b *Bus) consumeLoop(what string, stop <-chan struct{}, ready chan<- error, failed func(error), start func() (serve func() bool, err error)) {
 	first := true
 	backoff := minBackoff
 	for {
-		g, err := s.setup()
+		serve, err := start()
 		if err != nil {
-			s.mu.Lock()
-			s.lastErr = err
-			s.mu.Unlock()
+			failed(err)
 			if first && permanent(err) {
-				s.ready <- err
+				ready <- err
 				return
 			}
 			if !first {
-				logx.Errorf("rpc_bus amqp: group %s on %v: consuming again: %v", s.group, s.topics, err)
+				logx.Errorf("rpc_bus amqp: %s: consuming again: %v", what, err)
 			}
 			t := time.NewTimer(backoff)
 			select {
-			case <-s.stop:
+			case <-stop:
 				t.Stop()
 				return
 			case <-t.C:
 			}
-			backoff = min(2*backoff, time.Duration(s.bus.o.ReconnectBackoff))
+			backoff = min(2*backoff, time.Duration(b.o.ReconnectBackoff))
 			continue
 		}
 		if first {
-			s.ready <- nil
+			ready <- nil
 			first = false
 		}
 		backoff = minBackoff
-		s.consuming.Store(true)
-		stopped := s.dispatch(g)
-		s.consuming.Store(false)
-		if stopped {
-			s.teardown(g)
+		if serve() {
 			return
 		}
-		g.stopForwarders()
-		_ = g.ch.Close()
 	}
 }
 
