@@ -3,8 +3,10 @@ package vclient
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -107,6 +109,9 @@ func (c *Client) Handler(route Router) grpc.StreamHandler {
 		if err := stream.RecvMsg(&in); err != nil {
 			return err
 		}
+		if err := c.halfClosed(ctx, stream, method); err != nil {
+			return err
+		}
 		resp, err := c.Invoke(ctx, target, method, in, md)
 		if resp != nil {
 			// Set, not sent: gRPC sends it with the reply (or before the
@@ -122,6 +127,45 @@ func (c *Client) Handler(route Router) grpc.StreamHandler {
 		out := codec.Frame(resp.Payload)
 		return stream.SendMsg(&out)
 	}
+}
+
+// halfClosed waits for the caller to end its side of the call after its
+// first message, as a unary caller does at once. vRPC carries one request
+// message: a caller that sends a second one is calling a client or
+// bidirectional streaming method, and answering the first message alone
+// would be an answer to part of its input, so the call ends with
+// UNIMPLEMENTED before the target sees anything. A caller that keeps its
+// side open (a bidirectional stream waiting for an answer) waits until its
+// deadline, or timeout.request when it has none.
+func (c *Client) halfClosed(ctx context.Context, stream grpc.ServerStream, method string) error {
+	var extra codec.Frame
+	recv := func() error { return stream.RecvMsg(&extra) }
+	var err error
+	if _, ok := ctx.Deadline(); ok {
+		err = recv() // ends with the call's context
+	} else {
+		// RecvMsg takes no context: bound it from here. Returning ends
+		// the call, and with it the RecvMsg left waiting.
+		done := make(chan error, 1)
+		go func() { done <- recv() }()
+		t := time.NewTimer(c.cfg.Timeout.Request)
+		select {
+		case err = <-done:
+			t.Stop()
+		case <-t.C:
+			return status.Errorf(codes.DeadlineExceeded,
+				"vrpc: %s: the caller did not end its side of the call within timeout.request %v after its first message; vRPC carries unary calls only (streaming is not supported yet)",
+				method, c.cfg.Timeout.Request)
+		}
+	}
+	switch {
+	case err == io.EOF:
+		return nil
+	case err == nil:
+		return status.Errorf(codes.Unimplemented,
+			"vrpc: %s: the caller sent more than one request message; vRPC carries unary calls only (streaming is not supported yet)", method)
+	}
+	return err
 }
 
 // ServiceTarget looks a service up in the services table of the client

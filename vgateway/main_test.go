@@ -2,6 +2,7 @@ package vgateway_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -120,14 +121,53 @@ func (tg *target) UnaryCall(_ context.Context, req *testgrpc.SimpleRequest) (*te
 	return &testgrpc.SimpleResponse{Payload: req.GetPayload(), Hostname: tg.name}, nil
 }
 
-func (tg *target) StreamingOutputCall(*testgrpc.StreamingOutputCallRequest, grpc.ServerStreamingServer[testgrpc.StreamingOutputCallResponse]) error {
+// StreamingOutputCall sends one message per response parameter, of the
+// size it asks for.
+func (tg *target) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testgrpc.StreamingOutputCallResponse]) error {
 	tg.calls.Add(1)
+	for _, p := range req.GetResponseParameters() {
+		if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (tg *target) FullDuplexCall(grpc.BidiStreamingServer[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]) error {
+// StreamingInputCall answers with the sum of the payload sizes of every
+// message the caller sent.
+func (tg *target) StreamingInputCall(stream grpc.ClientStreamingServer[testgrpc.StreamingInputCallRequest, testgrpc.StreamingInputCallResponse]) error {
 	tg.calls.Add(1)
-	return nil
+	sum := 0
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&testgrpc.StreamingInputCallResponse{AggregatedPayloadSize: int32(sum)})
+		}
+		if err != nil {
+			return err
+		}
+		sum += len(req.GetPayload().GetBody())
+	}
+}
+
+// FullDuplexCall answers each message as it comes, as StreamingOutputCall
+// does, until the caller half-closes.
+func (tg *target) FullDuplexCall(stream grpc.BidiStreamingServer[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]) error {
+	tg.calls.Add(1)
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range req.GetResponseParameters() {
+			if err := stream.Send(&testgrpc.StreamingOutputCallResponse{Payload: &testgrpc.Payload{Body: make([]byte, p.GetSize())}}); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // startTarget runs a target on a loopback port until the test ends, with

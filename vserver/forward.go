@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -281,13 +282,13 @@ var (
 // rawCodec and protoSubtype among them.
 func (s *Server) invoke(ctx context.Context, tgt *target, method string, in, out *codec.Frame, opts []grpc.CallOption) error {
 	if tgt.maxRetries == 0 || tgt.isIdempotent(method) {
-		return tgt.conn.Invoke(ctx, method, in, out, opts...)
+		return invokeOnce(ctx, tgt.conn, method, in, out, opts)
 	}
 	var p peer.Peer
 	opts = append(opts, grpc.Peer(&p))
 	for attempt := 0; ; attempt++ {
 		p = peer.Peer{}
-		err := tgt.conn.Invoke(ctx, method, in, out, opts...)
+		err := invokeOnce(ctx, tgt.conn, method, in, out, opts)
 		if err == nil || attempt == tgt.maxRetries || p.Addr != nil || status.Code(err) != codes.Unavailable {
 			// Done, out of tries, or the request reached the target: it
 			// may have run it.
@@ -306,6 +307,45 @@ func (s *Server) invoke(ctx context.Context, tgt *target, method string, in, out
 		if tgt.mayRedial() {
 			tgt.conn.ResetConnectBackoff() // the target may be back
 		}
+	}
+}
+
+// oneReply is how a call goes to the target: one request message, and a
+// reply that may, as far as gRPC is concerned, be a stream. A unary call
+// (grpc.ClientConn.Invoke) would take a second reply message as a protocol
+// violation (INTERNAL); vRPC cannot tell a server-streaming method from a
+// unary one without the target's schema, so it reads the stream itself and
+// ends a call answered with more than one message as UNIMPLEMENTED.
+var oneReply = &grpc.StreamDesc{ServerStreams: true}
+
+// invokeOnce is grpc.ClientConn.Invoke for a call whose reply must be one
+// message. A target that sends more is left to the call's context, which
+// the caller cancels once it has replied.
+func invokeOnce(ctx context.Context, conn *grpc.ClientConn, method string, in, out *codec.Frame, opts []grpc.CallOption) error {
+	cs, err := conn.NewStream(ctx, oneReply, method, opts...)
+	if err != nil {
+		return err
+	}
+	// For a stream that is not client-streaming, SendMsg half-closes too;
+	// io.EOF means the target has ended the call, whose status RecvMsg has.
+	if err := cs.SendMsg(in); err != nil && err != io.EOF {
+		return err
+	}
+	if err := cs.RecvMsg(out); err != nil {
+		if err == io.EOF {
+			return status.Error(codes.Internal, "vrpc: the target ended the call with OK and no reply message")
+		}
+		return err
+	}
+	var extra codec.Frame
+	switch err := cs.RecvMsg(&extra); err {
+	case io.EOF:
+		return nil // the status was OK: the header and trailer are set
+	case nil:
+		return status.Errorf(codes.Unimplemented,
+			"vrpc: %s answered with more than one message: it is a server-streaming method, and vRPC carries unary calls only (streaming is not supported yet)", method)
+	default:
+		return err
 	}
 }
 

@@ -137,11 +137,14 @@ func TestRetryNotReached(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		retries  int
+		drop     int // connections the target refuses before it takes one
 		want     codes.Code
 		attempts int
 	}{
-		{"no retries", 0, codes.Unavailable, 0},
-		{"retries", 3, codes.OK, 1},
+		// Every connection dropped: however late the call comes (gRPC
+		// redials after 1s), it finds none to go on.
+		{"no retries", 0, 1 << 20, codes.Unavailable, 0},
+		{"retries", 3, 1, codes.OK, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -151,7 +154,7 @@ func TestRetryNotReached(t *testing.T) {
 			fd := &flakyDemo{attempts: map[string]int{}}
 			srv := grpc.NewServer()
 			demo.RegisterDemoServer(srv, fd)
-			go func() { _ = srv.Serve(&droppingListener{Listener: lis, drop: 1}) }()
+			go func() { _ = srv.Serve(&droppingListener{Listener: lis, drop: tc.drop}) }()
 			t.Cleanup(srv.Stop)
 			target := "late-" + strings.ReplaceAll(tc.name, " ", "-")
 			cfg := vtest.ServerConfig(busCfg, map[string]vrpc.Target{
