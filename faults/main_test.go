@@ -24,7 +24,7 @@ import (
 	"github.com/nextpkg/vrpc/faults"
 	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/internal/settings"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
@@ -74,7 +74,7 @@ const target = "counted"
 // ends, and returns its address; servers in other processes reach it there.
 func startKafka(t testing.TB, opts ...kfake.Opt) string {
 	t.Helper()
-	e, err := kafka.StartEmbedded("127.0.0.1:0", append(opts, kfake.GroupMinSessionTimeout(500*time.Millisecond))...)
+	e, err := embedded.Start("127.0.0.1:0", append(opts, kfake.GroupMinSessionTimeout(500*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,6 @@ func init() {
 		}
 		return b, nil
 	})
-	rpcbus.Register("embedded", func(cfg rpcbus.Config) (rpcbus.Bus, error) {
-		b, err := NewEmbedded(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
-	})
 }
 
 const (
@@ -60,8 +53,7 @@ type Bus struct {
 	known  sync.Map // topic name → struct{}: topics seen to exist
 	knownN atomic.Int64
 
-	open    closeset.Set[closer] // subscriptions and inboxes not yet closed
-	release func()               // frees the embedded broker, if any
+	open closeset.Set[closer] // subscriptions and inboxes not yet closed
 }
 
 // closer is a subscription or inbox that Bus.Close closes if its owner did
@@ -86,10 +78,6 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if len(brokers) == 0 {
 		brokers = []string{defaultBroker}
 	}
-	return newBus(o, brokers, nil)
-}
-
-func newBus(o options, brokers []string, release func()) (*Bus, error) {
 	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", brokers, err)
@@ -99,12 +87,10 @@ func newBus(o options, brokers []string, release func()) (*Bus, error) {
 		brokers: slices.Clone(brokers),
 		prod:    prod,
 		adm:     kadm.NewClient(prod),
-		release: release,
 	}, nil
 }
 
-// Brokers returns the addresses the bus connects to. For an embedded bus
-// asked to listen on port 0, it is the address actually bound.
+// Brokers returns the addresses the bus connects to.
 func (b *Bus) Brokers() []string { return slices.Clone(b.brokers) }
 
 // call is one Publish waiting for its record. Calls are pooled so that a
@@ -291,8 +277,8 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 
 // Close closes the subscriptions and inboxes still open (without waiting
 // for unacknowledged deliveries), waits a few seconds for records already
-// accepted to be acknowledged, then closes the producer and, for an
-// embedded bus, releases the broker. Calling it again does nothing.
+// accepted to be acknowledged, then closes the producer. Calling it again
+// does nothing.
 func (b *Bus) Close() error {
 	open, first := b.open.Close()
 	if !first {
@@ -306,8 +292,5 @@ func (b *Bus) Close() error {
 	_ = b.prod.Flush(ctx) // what is not flushed fails with ErrClosed
 	cancel()
 	b.prod.Close()
-	if b.release != nil {
-		b.release()
-	}
 	return nil
 }
