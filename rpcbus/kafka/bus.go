@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -53,12 +54,8 @@ type Bus struct {
 	known  sync.Map // topic name → struct{}: topics seen to exist
 	knownN atomic.Int64
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -255,7 +252,7 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 // waitListed waits until the brokers' metadata lists every topic: a new
 // topic takes a moment to reach every broker.
 func (b *Bus) waitListed(ctx context.Context, topics []string) error {
-	backoff := time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: time.Millisecond, Max: 100 * time.Millisecond})
 	for {
 		missing, err := b.missingTopics(ctx, topics)
 		if err == nil && len(missing) == 0 {
@@ -264,14 +261,9 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 		if err == nil {
 			err = fmt.Errorf("created but not yet listed by the brokers: %q", missing)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Wait(ctx) {
 			return fmt.Errorf("kafka: creating topics %q: %w (%w)", topics, ctx.Err(), err)
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
@@ -286,7 +278,7 @@ func (b *Bus) Close() error {
 	}
 
 	for _, c := range open {
-		c.closeNow()
+		c.CloseNow()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	_ = b.prod.Flush(ctx) // what is not flushed fails with ErrClosed

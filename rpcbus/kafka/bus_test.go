@@ -194,7 +194,7 @@ func TestOutOfOrderAcks(t *testing.T) {
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := s.Close(ctx); !errors.Is(err, kafka.ErrUnacknowledged) {
+	if err := s.Close(ctx); !errors.Is(err, rpcbus.ErrUnacknowledged) {
 		t.Errorf("Close with #3 unacknowledged = %v, want ErrUnacknowledged", err)
 	}
 	ds[3].Ack() // too late, and harmless

@@ -17,9 +17,6 @@ const (
 	// DefaultMaxMessageBytes is rpc_bus.settings.max_message_bytes when it
 	// is not set: 5 MiB.
 	DefaultMaxMessageBytes = 5 << 20
-
-	// defaultMaxInFlight is what a zero SubscribeOptions.MaxInFlight means.
-	defaultMaxInFlight = 1024
 )
 
 func init() {

@@ -56,12 +56,8 @@ type Bus struct {
 	inboxMu sync.RWMutex
 	inboxes map[string]*inbox // by MQTT topic
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -123,7 +119,7 @@ func (b *Bus) clientID() string {
 // broker's Maximum Packet Size, gives an error wrapping
 // rpcbus.ErrMessageTooLarge. While the broker cannot be reached, Publish
 // waits for the connection until ctx ends, then fails with an error wrapping
-// ErrDisconnected and ctx.Err(). If the connection drops after the message
+// rpcbus.ErrUnavailable and ctx.Err(). If the connection drops after the message
 // was sent, it is sent again on the next one: the broker may then carry it
 // twice.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
@@ -221,7 +217,7 @@ func (b *Bus) Close() error {
 
 	var wg sync.WaitGroup
 	for _, c := range open {
-		wg.Go(c.closeNow)
+		wg.Go(c.CloseNow)
 	}
 	wg.Wait()
 	b.pubOnce.Do(func() {}) // no publisher from now on

@@ -135,7 +135,7 @@
 // with a backoff from 50ms doubling to reconnect_backoff_max, with jitter,
 // trying the brokers in turn; a subscription resumes its session. While a
 // connection is down, Publish, Subscribe, Inbox and Ping wait for it until
-// their context ends, then fail with an error wrapping ErrDisconnected and
+// their context ends, then fail with an error wrapping rpcbus.ErrUnavailable and
 // the context's error (a vRPC call then ends with DEADLINE_EXCEEDED); a
 // publish whose connection drops before its PUBACK is sent again on the next
 // connection, so the broker may carry it twice.

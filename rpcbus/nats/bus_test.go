@@ -171,7 +171,7 @@ func TestCloseGivesBackAtOnce(t *testing.T) {
 	}
 	eventually(t, "the first member to hold every message", func() bool { return held.len() == 3 })
 	err = s.Close(ctxFor(t, 10*time.Millisecond))
-	if !errors.Is(err, nats.ErrUnacknowledged) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, rpcbus.ErrUnacknowledged) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Close holding deliveries = %v, want ErrUnacknowledged and DeadlineExceeded", err)
 	}
 	var got collector
