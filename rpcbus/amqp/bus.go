@@ -30,7 +30,8 @@ func init() {
 const flushTimeout = 5 * time.Second
 
 // Bus is a vRPC bus on RabbitMQ (AMQP 0-9-1). It implements rpcbus.Bus,
-// rpcbus.Inboxer, rpcbus.TopicCreator and rpcbus.Pinger. All its methods
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
 // are safe for concurrent use.
 type Bus struct {
 	o     options

@@ -43,8 +43,10 @@ const (
 	closeTimeout = 5 * time.Second
 )
 
-// Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer and
-// rpcbus.TopicCreator. All its methods are safe for concurrent use.
+// Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer,
+// rpcbus.TopicCreator, rpcbus.Pinger and rpcbus.Addresser; its
+// subscriptions rpcbus.StatusReporter. All its methods are safe for
+// concurrent use.
 type Bus struct {
 	o       options
 	brokers []string

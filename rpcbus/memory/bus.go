@@ -102,8 +102,10 @@ func release(br *broker) {
 	}
 }
 
-// Bus is an in-process bus. It implements rpcbus.Bus, rpcbus.Inboxer and
-// rpcbus.TopicCreator; see the package documentation for its semantics.
+// Bus is an in-process bus. It implements rpcbus.Bus, rpcbus.Inboxer,
+// rpcbus.TopicCreator, rpcbus.Pinger and rpcbus.Addresser; its
+// subscriptions rpcbus.StatusReporter. See the package documentation for
+// its semantics.
 type Bus struct {
 	br  *broker
 	cfg config

@@ -43,8 +43,9 @@ const (
 )
 
 // Bus is a vRPC bus on an MQTT 5 broker. It implements rpcbus.Bus,
-// rpcbus.Inboxer and rpcbus.Pinger. All its methods are safe for concurrent
-// use.
+// rpcbus.Inboxer, rpcbus.Pinger, rpcbus.Addresser and rpcbus.Remover; its
+// subscriptions rpcbus.StatusReporter, without lag. All its methods are
+// safe for concurrent use.
 type Bus struct {
 	o          options
 	brokers    []broker

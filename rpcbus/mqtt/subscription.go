@@ -70,6 +70,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	s := &subscription{
 		bus:          b,
 		group:        opts.Group,
+		topics:       slices.Compact(slices.Sorted(slices.Values(opts.Topics))),
 		filters:      filters,
 		h:            h,
 		id:           b.clientID(),
@@ -132,6 +133,7 @@ type queued struct {
 type subscription struct {
 	bus          *Bus
 	group        string
+	topics       []string // sorted, for Status
 	filters      []string // $share/<group>/<topic>
 	h            rpcbus.Handler
 	id           string // the own session's client id

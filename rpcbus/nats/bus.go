@@ -43,8 +43,9 @@ const (
 )
 
 // Bus is a vRPC bus on NATS JetStream. It implements rpcbus.Bus,
-// rpcbus.Inboxer and rpcbus.TopicCreator. All its methods are safe for
-// concurrent use.
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
+// are safe for concurrent use.
 type Bus struct {
 	o        options
 	servers  []string

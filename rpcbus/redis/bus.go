@@ -53,8 +53,9 @@ const (
 )
 
 // Bus is a vRPC bus on Redis Streams. It implements rpcbus.Bus,
-// rpcbus.Inboxer, rpcbus.TopicCreator and rpcbus.Pinger. All its methods are
-// safe for concurrent use.
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
+// are safe for concurrent use.
 type Bus struct {
 	o    options
 	addr string
