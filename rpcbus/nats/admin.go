@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -36,10 +37,25 @@ func (b *Bus) Ping(ctx context.Context) error {
 func (b *Bus) Addresses() []string {
 	addrs := rpcbus.RedactAddresses(b.servers)
 	if u := b.nc.ConnectedUrlRedacted(); u != "" {
-		addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == u })
+		addrs = slices.DeleteFunc(addrs, func(a string) bool { return hostPort(a) == hostPort(u) })
 		addrs = append([]string{u}, addrs...)
 	}
 	return addrs
+}
+
+// hostPort strips a server address's scheme and user information, and
+// adds NATS's port if it has none.
+func hostPort(addr string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		addr = rest
+	}
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		addr = addr[i+1:]
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "4222")
+	}
+	return addr
 }
 
 // Status reports one "partition" per topic: the group's durable consumer
