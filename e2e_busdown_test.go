@@ -10,7 +10,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -19,7 +19,7 @@ import (
 // never sent, so the caller may try again), not later than the deadline.
 func TestBusDownIsUnavailable(t *testing.T) {
 	t.Parallel()
-	broker, err := kafka.StartEmbedded("127.0.0.1:0")
+	broker, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 )
 
 // outageBroker is a broker a test stops and starts again on the same
@@ -38,7 +38,7 @@ type outageBroker interface {
 // data directory.
 type embeddedKafka struct {
 	addr, dir string
-	e         *kafka.Embedded
+	e         *embedded.Broker
 }
 
 func startEmbeddedKafka(t testing.TB) outageBroker {
@@ -61,7 +61,7 @@ func (k *embeddedKafka) Stop(testing.TB) {
 
 func (k *embeddedKafka) Start(t testing.TB) {
 	t.Helper()
-	e, err := kafka.StartEmbedded(k.addr, kfake.DataDir(k.dir), kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	e, err := embedded.Start(k.addr, kfake.DataDir(k.dir), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nextpkg/vrpc"
-	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/rpcbus"
 	_ "github.com/nextpkg/vrpc/rpcbus/all" // every rpc_bus.type, in this process and the server processes
 	"github.com/nextpkg/vrpc/vclient"
@@ -108,31 +107,12 @@ func newTestBus(t testing.TB, kind, addr string) *testBus {
 		addr = "faults-" + u
 	case "nats":
 		set = map[string]any{"ack_wait": "2s", "reconnect_wait": "250ms"}
-		if shared {
-			t.Cleanup(func() {
-				cleanup(t, func(ctx context.Context) error {
-					return busadmin.DeleteNATSStreams(ctx, []string{addr}, "faults."+kind+"."+u+".>")
-				})
-			})
-		}
 	case "amqp":
-		exchange := "vrpc-faults." + u
-		set = map[string]any{"exchange": exchange, "queue_expires": "10m", "reconnect_backoff": "250ms"}
-		if shared {
-			t.Cleanup(func() {
-				cleanup(t, func(ctx context.Context) error {
-					return busadmin.DeleteAMQPQueues(ctx, addr, exchange, []string{b.requests + "." + target + ":" + b.group})
-				})
-			})
-		}
+		// An exchange of the test's own, under the prefix of its topics,
+		// so that removing what the test left removes it too.
+		set = map[string]any{"exchange": "faults." + kind + "." + u, "queue_expires": "10m", "reconnect_backoff": "250ms"}
 	case "redis":
-		prefix := "vrpc-faults:" + u + ":"
-		set = map[string]any{"key_prefix": prefix, "claim_idle": "2s"}
-		if shared {
-			t.Cleanup(func() {
-				cleanup(t, func(ctx context.Context) error { return busadmin.DeleteRedisKeys(ctx, addr, prefix) })
-			})
-		}
+		set = map[string]any{"key_prefix": "vrpc-faults:" + u + ":", "claim_idle": "2s"}
 	case "mqtt":
 		set = map[string]any{
 			"session_expiry":        "30s",
@@ -141,16 +121,29 @@ func newTestBus(t testing.TB, kind, addr string) *testBus {
 			"reconnect_backoff_max": "200ms",
 			"client_id_prefix":      "vrpc-faults-" + u + "-",
 		}
-		if shared {
-			t.Cleanup(func() {
-				cleanup(t, func(ctx context.Context) error { return busadmin.EndMQTTSessions(ctx, addr, []string{b.group}) })
-			})
-		}
 	default:
 		t.Fatalf("no test bus of kind %q", kind)
 	}
 	b.addr = addr
 	b.cfg = rpcbus.Config{Type: kind, Brokers: []string{addr}, Settings: set}
+	if shared && kind != "kafka" && kind != "memory" {
+		// The machine's servers keep what the test made (streams, queues,
+		// keys, sessions): the bus removes it when the test ends.
+		t.Cleanup(func() {
+			cleanup(t, func(ctx context.Context) error {
+				rb, err := rpcbus.New(b.cfg)
+				if err != nil {
+					return err
+				}
+				defer rb.Close()
+				return rb.(rpcbus.Remover).Remove(ctx, rpcbus.Leftovers{
+					Topics: []string{b.requestTopic()},
+					Groups: []string{b.group},
+					Prefix: "faults." + kind + "." + u,
+				})
+			})
+		})
+	}
 	return b
 }
 
@@ -190,7 +183,7 @@ func (b *testBus) client(t testing.TB, id string) *vclient.Client {
 // requestTopic is the topic the bus's clients send target's requests to.
 func (b *testBus) requestTopic() string { return b.requests + "." + target }
 
-// cleanup runs a busadmin removal after a test, reporting its error.
+// cleanup runs a removal after a test, reporting its error.
 func cleanup(t testing.TB, remove func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

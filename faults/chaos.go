@@ -11,7 +11,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -98,7 +98,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep *ChaosReport, err error) {
 	}
 
 	// A member that stops heartbeating is out of the group 2s later.
-	broker, err := kafka.StartEmbedded(cfg.Broker, kfake.GroupMinSessionTimeout(500*time.Millisecond))
+	broker, err := embedded.Start(cfg.Broker, kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("start the in-process Kafka on %s: %w", cfg.Broker, err)
 	}

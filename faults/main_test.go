@@ -22,9 +22,8 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/faults"
-	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/internal/settings"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
@@ -74,7 +73,7 @@ const target = "counted"
 // ends, and returns its address; servers in other processes reach it there.
 func startKafka(t testing.TB, opts ...kfake.Opt) string {
 	t.Helper()
-	e, err := kafka.StartEmbedded("127.0.0.1:0", append(opts, kfake.GroupMinSessionTimeout(500*time.Millisecond))...)
+	e, err := embedded.Start("127.0.0.1:0", append(opts, kfake.GroupMinSessionTimeout(500*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +152,29 @@ func redisDedup(t testing.TB) vrpc.DedupConf {
 	addr := redisAddr(t)
 	prefix := fmt.Sprintf("vrpc:faults:%d:", time.Now().UnixNano())
 	t.Cleanup(func() {
-		cleanup(t, func(ctx context.Context) error { return busadmin.DeleteRedisKeys(ctx, addr, prefix) })
+		cleanup(t, func(ctx context.Context) error { return deleteRedisKeys(ctx, addr, prefix) })
 	})
 	return vrpc.DedupConf{Store: "redis", TTL: 5 * time.Minute, Redis: vrpc.RedisConf{Addr: addr, Prefix: prefix}}
+}
+
+// deleteRedisKeys deletes every key starting with prefix.
+func deleteRedisKeys(ctx context.Context, addr, prefix string) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	var keys []string
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("remove Redis keys %s*: %w", prefix, err)
+	}
+	if len(keys) > 0 {
+		if err := rdb.Unlink(ctx, keys...).Err(); err != nil {
+			return fmt.Errorf("remove Redis keys %s*: %w", prefix, err)
+		}
+	}
+	return nil
 }
 
 // eventually polls cond until it holds or a generous limit passes.

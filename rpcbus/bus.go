@@ -54,7 +54,7 @@ type SubscribeOptions struct {
 	// same group: each message goes to one of them.
 	Group string
 	// MaxInFlight bounds the deliveries handed to the handler and not yet
-	// acknowledged. Zero means 1024.
+	// acknowledged. Zero means DefaultMaxInFlight (1024).
 	MaxInFlight int
 }
 

@@ -18,7 +18,26 @@ var (
 	// ErrMessageTooLarge is returned by Publish when the bus refuses a
 	// message for its size.
 	ErrMessageTooLarge = errors.New("rpcbus: message too large")
+
+	// ErrUnavailable is wrapped by the errors of calls that could not reach
+	// the bus's servers: the connection is down (the bus goes on
+	// reconnecting) and the call's context ended first, or the connection
+	// was lost before the server confirmed a publish (the message may or
+	// may not have been taken). The error also says what failed last. The
+	// call may be tried again.
+	ErrUnavailable = errors.New("rpcbus: the bus's servers cannot be reached")
+
+	// ErrUnacknowledged is wrapped by the error of Subscription.Close when
+	// its context ended before every delivery handed out had been
+	// acknowledged, together with the context's error. The bus gives those
+	// messages back to the group: another member receives them (at once or
+	// after the backend's redelivery timeout, see its documentation).
+	ErrUnacknowledged = errors.New("rpcbus: deliveries left unacknowledged")
 )
+
+// DefaultMaxInFlight is SubscribeOptions.MaxInFlight when zero: how many
+// deliveries a subscription hands out before it waits for acknowledgements.
+const DefaultMaxInFlight = 1024
 
 // SettingError reports a bad rpc_bus entry: a settings key of a backend, or
 // a broker address.

@@ -3,8 +3,10 @@ package rpcbus
 import "context"
 
 // Pinger is implemented by buses that can check their connection: Ping
-// returns nil when the bus's servers can be reached. A server's /readyz and
-// /metrics use it; buses without it are taken to be connected.
+// returns nil when the bus's servers can be reached, and otherwise an error
+// that wraps ErrUnavailable when they cannot be reached in time. A server's
+// /readyz, /debug/vrpc and /metrics use it; buses without it are taken to
+// be connected. Every bus vRPC ships implements it.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
@@ -22,8 +24,10 @@ type PartitionStatus struct {
 	// the next message will take; -1 when unknown.
 	Committed int64 `json:"committed"`
 	End       int64 `json:"end"`
-	// Lag is End - Committed: the messages not yet served and
-	// acknowledged. -1 when unknown.
+	// Lag is the messages of the partition the group has not yet been
+	// served and acknowledged: End - Committed on buses with offsets
+	// (Kafka), the bus's own count on the others (each backend's Status
+	// says which). -1 when the bus cannot tell.
 	Lag int64 `json:"lag"`
 }
 
@@ -50,7 +54,9 @@ func (s SubscriptionStatus) AssignedPartitions() int {
 
 // StatusReporter is implemented by subscriptions that can report their
 // assignment and consumer lag. Status asks the bus, so it is for admin
-// endpoints and metric scrapes, not for the hot path.
+// endpoints and metric scrapes, not for the hot path. The subscriptions of
+// every bus vRPC ships implement it; on MQTT, whose brokers do not tell,
+// every Lag is -1.
 type StatusReporter interface {
 	Status(ctx context.Context) (SubscriptionStatus, error)
 }

@@ -210,8 +210,10 @@ type DebugInfo struct {
 	Dedup       string                     `json:"dedup"`
 }
 
-// DebugBus is the bus part of DebugInfo. Connected is absent when the bus
-// cannot tell (it does not implement rpcbus.Pinger).
+// DebugBus is the bus part of DebugInfo. Brokers are the servers the bus
+// reports (rpcbus.Addresser), or else the configured ones, with
+// credentials redacted either way. Connected is absent when the bus cannot
+// tell (it does not implement rpcbus.Pinger).
 type DebugBus struct {
 	Type      string   `json:"type"`
 	Brokers   []string `json:"brokers,omitempty"`
@@ -235,6 +237,15 @@ type DebugTarget struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// busAddresses are the bus's servers as /debug/vrpc shows them: as the bus
+// reports them, or the configured ones, never with a password.
+func (s *Server) busAddresses() []string {
+	if a, ok := s.bus.(rpcbus.Addresser); ok {
+		return a.Addresses()
+	}
+	return rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers)
+}
+
 // Debug gathers what /debug/vrpc serves. It asks the bus and probes the
 // targets, each within ctx.
 func (s *Server) Debug(ctx context.Context) DebugInfo {
@@ -242,7 +253,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 	info := DebugInfo{
 		Server:      s.cfg.Name,
 		Version:     vrpc.Version,
-		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.cfg.RpcBus.Brokers},
+		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses()},
 		Topics:      s.Topics(),
 		InFlight:    s.busy.Load(),
 		MaxInFlight: s.cfg.MaxInFlight,

@@ -15,7 +15,7 @@ import (
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -25,7 +25,7 @@ import (
 // this process here: an in-process Kafka on a free port, the demo target
 // on loopback.
 func ExampleNewServer() {
-	broker, err := kafka.StartEmbedded("127.0.0.1:0")
+	broker, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}

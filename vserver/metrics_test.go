@@ -330,6 +330,9 @@ func TestAdminEndpoints(t *testing.T) {
 	if info.Server != "test-server" || len(info.Topics) != 2 || info.Bus.Connected == nil || !*info.Bus.Connected {
 		t.Errorf("/debug/vrpc: %s", body)
 	}
+	if len(info.Bus.Brokers) != 1 || info.Bus.Brokers[0] != busCfg.Brokers[0] {
+		t.Errorf("/debug/vrpc bus brokers %q, want the bus's own %q", info.Bus.Brokers, busCfg.Brokers)
+	}
 	if info.Consumer == nil || info.Consumer.Group != "test-server" || info.Consumer.AssignedPartitions() != 8 {
 		t.Errorf("/debug/vrpc consumer: %+v (%s)", info.Consumer, info.ConsumerErr)
 	}

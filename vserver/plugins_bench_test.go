@@ -23,7 +23,7 @@ import (
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -46,7 +46,7 @@ func BenchmarkPluginChain(b *testing.B) {
 	logx.SetWriter(logx.NewWriter(io.Discard))
 	b.Cleanup(logx.Disable) // as TestMain left it
 
-	broker, err := kafka.StartEmbedded("127.0.0.1:0")
+	broker, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
@@ -64,8 +64,8 @@ func serve(ctx context.Context, file string) error {
 		_ = bus.Close()
 		return configError(fmt.Errorf("server config %s: %w", file, err))
 	}
-	if kb, ok := bus.(*kafka.Bus); ok && cfg.RpcBus.Type == "embedded" {
-		logx.Infof("vrpc: hosting the Kafka broker on %v (rpc_bus.type embedded); clients reach it with rpc_bus.type kafka", kb.Brokers())
+	if eb, ok := bus.(*embedded.Bus); ok {
+		logx.Infof("vrpc: hosting the Kafka broker on %v (rpc_bus.type embedded); clients reach it with rpc_bus.type kafka", eb.Brokers())
 	}
 
 	errc := make(chan error, 1)

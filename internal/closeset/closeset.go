@@ -7,6 +7,11 @@ import (
 	"sync/atomic"
 )
 
+// Closer is what a bus keeps in its Set: a subscription or inbox whose
+// CloseNow closes it without waiting for acknowledgements, for the bus's
+// Close to call when its owner did not close it.
+type Closer interface{ CloseNow() }
+
 // Set holds the open things of a bus until it is closed. The zero value is
 // an empty, open set. It is safe for concurrent use.
 type Set[T comparable] struct {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nextpkg/vrpc/internal/busadmin"
 	"github.com/nextpkg/vrpc/rpcbus"
 	_ "github.com/nextpkg/vrpc/rpcbus/amqp"  // rpc_bus.type amqp
 	_ "github.com/nextpkg/vrpc/rpcbus/mqtt"  // rpc_bus.type mqtt
@@ -82,8 +81,7 @@ func (d *Deployment) external(ctx context.Context, bus string, addrs []string) e
 	switch bus {
 	case BusNATS:
 		d.Bus = rpcbus.Config{Type: "nats", Brokers: addrs}
-		d.BusInfo = fmt.Sprintf("NATS JetStream at %s", strings.Join(addrs, ","))
-		d.cleanup = func(ctx context.Context) error { return busadmin.DeleteNATSStreams(ctx, addrs, ns+".>") }
+		d.BusInfo = fmt.Sprintf("NATS JetStream at %s", strings.Join(rpcbus.RedactAddresses(addrs), ","))
 	case BusAMQP:
 		d.Bus = rpcbus.Config{Type: "amqp", Brokers: addrs, Settings: map[string]any{
 			"exchange": ns,
@@ -92,14 +90,10 @@ func (d *Deployment) external(ctx context.Context, bus string, addrs []string) e
 			"queue_expires": "10m",
 		}}
 		d.BusInfo = fmt.Sprintf("RabbitMQ at %s", strings.Join(addrs, ","))
-		d.cleanup = func(ctx context.Context) error {
-			return busadmin.DeleteAMQPQueues(ctx, hostPort(addrs[0], b.defaultPort), ns, d.durableQueues())
-		}
 	case BusRedis:
 		prefix := ns + ":"
 		d.Bus = rpcbus.Config{Type: "redis", Brokers: addrs, Settings: map[string]any{"key_prefix": prefix}}
-		d.BusInfo = fmt.Sprintf("Redis Streams at %s", addrs[0])
-		d.cleanup = func(ctx context.Context) error { return busadmin.DeleteRedisKeys(ctx, addrs[0], prefix) }
+		d.BusInfo = fmt.Sprintf("Redis Streams at %s", rpcbus.RedactAddress(addrs[0]))
 	case BusMQTT:
 		d.Bus = rpcbus.Config{Type: "mqtt", Brokers: addrs, Settings: map[string]any{
 			"client_id_prefix": ns + "-",
@@ -109,9 +103,11 @@ func (d *Deployment) external(ctx context.Context, bus string, addrs []string) e
 			"will_delay":     "1s",
 		}}
 		d.BusInfo = fmt.Sprintf("MQTT (QoS 1) at %s", strings.Join(addrs, ","))
-		d.cleanup = func(ctx context.Context) error {
-			return busadmin.EndMQTTSessions(ctx, hostPort(addrs[0], b.defaultPort), d.groups())
-		}
+	}
+	// The bus removes what it made for the deployment: every name starts
+	// with ns (the AMQP exchange is ns itself).
+	d.cleanup = func(ctx context.Context) error {
+		return removeLeftovers(ctx, d.Bus, rpcbus.Leftovers{Topics: d.topics(), Groups: d.groups(), Prefix: ns})
 	}
 	d.BusInfo += fmt.Sprintf(", names under %s (removed at the end)", ns)
 	return nil
@@ -126,16 +122,34 @@ func (d *Deployment) Consumes(topic, group string) {
 	d.mu.Unlock()
 }
 
-// durableQueues are the AMQP queues of the deployment's groups, named
-// "<topic>:<group>" as package amqp documents.
-func (d *Deployment) durableQueues() []string {
-	qs := []string{d.RequestTopic + "." + d.Target + ":" + d.ServerName}
+// topics are the topics the deployment's groups consume: the server's
+// request topic and those recorded with Consumes.
+func (d *Deployment) topics() []string {
+	ts := []string{d.RequestTopic + "." + d.Target}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.consumers {
-		qs = append(qs, c[0]+":"+c[1])
+		ts = append(ts, c[0])
 	}
-	return qs
+	return ts
+}
+
+// removeLeftovers opens a bus on cfg, has it remove l from its servers
+// (rpcbus.Remover) and closes it.
+func removeLeftovers(ctx context.Context, cfg rpcbus.Config, l rpcbus.Leftovers) error {
+	b, err := rpcbus.New(cfg)
+	if err != nil {
+		return fmt.Errorf("remove what the run left on the bus: %w", err)
+	}
+	defer b.Close()
+	r, ok := b.(rpcbus.Remover)
+	if !ok {
+		return fmt.Errorf("remove what the run left on the bus: rpc_bus.type %s cannot (it is no rpcbus.Remover)", cfg.Type)
+	}
+	if err := r.Remove(ctx, l); err != nil {
+		return fmt.Errorf("remove what the run left on the bus: %w", err)
+	}
+	return nil
 }
 
 // groups are the consumer groups of the deployment: the server's and those

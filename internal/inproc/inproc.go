@@ -24,7 +24,7 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	_ "github.com/nextpkg/vrpc/rpcbus/memory" // rpc_bus.type memory
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
@@ -105,7 +105,7 @@ type Deployment struct {
 	// ServerName, unique to the deployment. ClientConfig fills them in.
 	ServerName, RequestTopic, ResponseTopic string
 
-	embedded  *kafka.Embedded
+	embedded  *embedded.Broker
 	target    *grpc.Server
 	serverErr chan error
 
@@ -150,7 +150,7 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 		if len(o.Brokers) > 0 {
 			addr = o.Brokers[0]
 		}
-		e, err := kafka.StartEmbedded(addr)
+		e, err := embedded.Start(addr)
 		if err != nil {
 			return d, fmt.Errorf("start the in-process Kafka on %s: %w", addr, err)
 		}

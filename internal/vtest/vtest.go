@@ -8,7 +8,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -18,7 +18,7 @@ import (
 // configuration other "processes" would use to reach it.
 func StartKafka(t testing.TB) rpcbus.Config {
 	t.Helper()
-	e, err := kafka.StartEmbedded("127.0.0.1:0")
+	e, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

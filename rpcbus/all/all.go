@@ -8,10 +8,11 @@
 package all
 
 import (
-	_ "github.com/nextpkg/vrpc/rpcbus/amqp"   // amqp
-	_ "github.com/nextpkg/vrpc/rpcbus/kafka"  // kafka, embedded
-	_ "github.com/nextpkg/vrpc/rpcbus/memory" // memory
-	_ "github.com/nextpkg/vrpc/rpcbus/mqtt"   // mqtt
-	_ "github.com/nextpkg/vrpc/rpcbus/nats"   // nats
-	_ "github.com/nextpkg/vrpc/rpcbus/redis"  // redis
+	_ "github.com/nextpkg/vrpc/rpcbus/amqp"     // amqp
+	_ "github.com/nextpkg/vrpc/rpcbus/embedded" // embedded
+	_ "github.com/nextpkg/vrpc/rpcbus/kafka"    // kafka
+	_ "github.com/nextpkg/vrpc/rpcbus/memory"   // memory
+	_ "github.com/nextpkg/vrpc/rpcbus/mqtt"     // mqtt
+	_ "github.com/nextpkg/vrpc/rpcbus/nats"     // nats
+	_ "github.com/nextpkg/vrpc/rpcbus/redis"    // redis
 )

@@ -30,7 +30,8 @@ func init() {
 const flushTimeout = 5 * time.Second
 
 // Bus is a vRPC bus on RabbitMQ (AMQP 0-9-1). It implements rpcbus.Bus,
-// rpcbus.Inboxer, rpcbus.TopicCreator and rpcbus.Pinger. All its methods
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
 // are safe for concurrent use.
 type Bus struct {
 	o     options
@@ -44,16 +45,12 @@ type Bus struct {
 	ids      atomic.Uint64 // MessageIds, to match returns to publishes
 	inflight atomic.Int64  // publishes under way, for Close
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 
 	// onDeclare, if set, is told the name of every durable queue the bus
 	// declares (tests delete them afterwards).
 	onDeclare func(queue string)
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -129,7 +126,8 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 // ends. Errors the broker will not change its mind about are returned at
 // once.
 func (b *Bus) withChannel(ctx context.Context, what string, f func(ch *amqp.Channel) error) error {
-	for backoff := minBackoff; ; backoff = min(2*backoff, time.Duration(b.o.ReconnectBackoff)) {
+	bo := b.pub.backoff()
+	for {
 		conn, err := b.pub.get(ctx)
 		if err != nil {
 			return fmt.Errorf("amqp: %s: %w", what, err)
@@ -145,22 +143,18 @@ func (b *Bus) withChannel(ctx context.Context, what string, f func(ch *amqp.Chan
 		if permanent(err) {
 			return fmt.Errorf("amqp: %s: %w", what, err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !b.pub.pause(ctx, bo) {
+			if ctx.Err() == nil {
+				return rpcbus.ErrClosed
+			}
 			return fmt.Errorf("amqp: %s: %w", what, b.pub.notConnected(fmt.Errorf("%w (%w)", ctx.Err(), err)))
-		case <-b.pub.stop:
-			t.Stop()
-			return rpcbus.ErrClosed
-		case <-t.C:
 		}
 	}
 }
 
 // Ping returns nil once both connections of the bus are open. While the
 // bus is reconnecting it waits until ctx ends, then returns an error
-// wrapping ErrNotConnected with the last connection failure.
+// wrapping rpcbus.ErrUnavailable with the last connection failure.
 func (b *Bus) Ping(ctx context.Context) error {
 	if b.open.Closed() {
 		return rpcbus.ErrClosed
@@ -216,7 +210,7 @@ func (b *Bus) Close() error {
 	}
 
 	for _, c := range open {
-		c.closeNow()
+		c.CloseNow()
 	}
 	for deadline := time.Now().Add(flushTimeout); b.inflight.Load() > 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)

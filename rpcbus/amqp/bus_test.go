@@ -18,7 +18,6 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/amqp"
 )
 
 // proxy stands between buses and the broker, so that a test can cut their
@@ -210,8 +209,8 @@ func TestPublishWhileDown(t *testing.T) {
 			if err == nil {
 				return false
 			}
-			if !errors.Is(err, amqp.ErrNotConnected) {
-				t.Fatalf("%s while down = %v, want an error wrapping amqp.ErrNotConnected", call.name, err)
+			if !errors.Is(err, rpcbus.ErrUnavailable) {
+				t.Fatalf("%s while down = %v, want an error wrapping rpcbus.ErrUnavailable", call.name, err)
 			}
 			return errors.Is(err, context.DeadlineExceeded)
 		})
@@ -426,12 +425,12 @@ func TestSubscribeWhileDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: []string{unique("topic")}, Group: "g"}, func(d *rpcbus.Delivery) { d.Ack() })
-	if !errors.Is(err, amqp.ErrNotConnected) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Subscribe while down = %v, want an error wrapping amqp.ErrNotConnected and context.DeadlineExceeded", err)
+	if !errors.Is(err, rpcbus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Subscribe while down = %v, want an error wrapping rpcbus.ErrUnavailable and context.DeadlineExceeded", err)
 	}
 	_, err = b.Inbox(ctx, unique("client"), func(*rpcbus.Message) {})
-	if !errors.Is(err, amqp.ErrNotConnected) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Inbox while down = %v, want an error wrapping amqp.ErrNotConnected and context.DeadlineExceeded", err)
+	if !errors.Is(err, rpcbus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Inbox while down = %v, want an error wrapping rpcbus.ErrUnavailable and context.DeadlineExceeded", err)
 	}
 }
 
@@ -445,7 +444,7 @@ func TestBadCredentials(t *testing.T) {
 	// error says there is no answer yet.
 	eventually(t, "the broker's refusal", func() bool {
 		err := b.Ping(ctxFor(t, 200*time.Millisecond))
-		if !errors.Is(err, amqp.ErrNotConnected) {
+		if !errors.Is(err, rpcbus.ErrUnavailable) {
 			t.Fatalf("Ping with a wrong password = %v, want ErrNotConnected", err)
 		}
 		return strings.Contains(err.Error(), "403")
@@ -525,7 +524,7 @@ func TestTLS(t *testing.T) {
 
 	untrusting := s.bus(t, map[string]any{"tls": true, "tls_server_name": "vrpc-test", "reconnect_backoff": "100ms"}, ln.Addr().String())
 	err = untrusting.Ping(ctxFor(t, time.Second))
-	if !errors.Is(err, amqp.ErrNotConnected) || !strings.Contains(err.Error(), "certificate") {
+	if !errors.Is(err, rpcbus.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Ping without the CA = %v, want ErrNotConnected about the certificate", err)
 	}
 }

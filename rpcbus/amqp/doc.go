@@ -131,10 +131,10 @@
 // published while it was gone are lost (their publishers got
 // rpcbus.ErrUnknownTopic, their callers time out). While a connection is
 // down, Publish, Subscribe, Inbox, CreateTopics and Ping wait for it until
-// their context ends, then fail with an error wrapping ErrNotConnected,
+// their context ends, then fail with an error wrapping rpcbus.ErrUnavailable,
 // the context's error and the last connection failure; a publish whose
 // channel closes before the broker confirmed it fails at once with
-// ErrNotConnected (the message may or may not have been taken: vRPC's
+// rpcbus.ErrUnavailable (the message may or may not have been taken: vRPC's
 // request ids make a retry safe). Every publish goes through one writer
 // goroutine, so a broker that stops reading (a resource alarm) never holds
 // a caller past its context.

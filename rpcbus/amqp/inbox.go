@@ -132,7 +132,7 @@ func (ib *inbox) Address() string { return ib.addr }
 
 func (ib *inbox) run() {
 	defer close(ib.done)
-	ib.bus.consumeLoop("inbox "+ib.addr, ib.stop, ib.ready, ib.failed, func() (func() bool, error) {
+	ib.bus.consumeLoop(ib.ctx, "inbox "+ib.addr, ib.ready, ib.failed, func() (func() bool, error) {
 		ch, deliveries, err := ib.setup()
 		if err != nil {
 			return nil, err
@@ -234,4 +234,5 @@ func (ib *inbox) Close() error {
 	return nil
 }
 
-func (ib *inbox) closeNow() { _ = ib.Close() }
+// CloseNow is Close, for Bus.Close (closeset.Closer).
+func (ib *inbox) CloseNow() { _ = ib.Close() }

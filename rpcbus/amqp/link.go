@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/zeromicro/go-zero/core/logx"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -64,7 +65,7 @@ func newLink(role string, addrs []string, o *options) *link {
 
 func (l *link) run() {
 	defer close(l.done)
-	backoff := minBackoff
+	bo := l.backoff()
 	wasUp := false
 	for i := 0; ; i++ {
 		addr := l.addrs[i%len(l.addrs)]
@@ -73,17 +74,12 @@ func (l *link) run() {
 			l.mu.Lock()
 			l.lastErr = fmt.Errorf("dialling %s: %w", addr, err)
 			l.mu.Unlock()
-			t := time.NewTimer(backoff)
-			select {
-			case <-l.stop:
-				t.Stop()
+			if !bo.Wait(l.ctx) {
 				return
-			case <-t.C:
 			}
-			backoff = min(2*backoff, time.Duration(l.o.ReconnectBackoff))
 			continue
 		}
-		backoff = minBackoff
+		bo.Reset()
 		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 		blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 		l.mu.Lock()
@@ -99,6 +95,23 @@ func (l *link) run() {
 		}
 		i-- // try the same broker first
 	}
+}
+
+// backoff starts a reconnection backoff: from minBackoff, doubling up to
+// reconnect_backoff (which also caps the first pause).
+func (l *link) backoff() *backoff.Backoff {
+	maxPause := time.Duration(l.o.ReconnectBackoff)
+	return backoff.New(backoff.Policy{Initial: min(minBackoff, maxPause), Max: maxPause})
+}
+
+// pause waits bo's next pause on behalf of a call with ctx. It reports
+// false, at once, when ctx ends (the caller's error is ctx's) or the link
+// stops (the caller's error is rpcbus.ErrClosed).
+func (l *link) pause(ctx context.Context, bo *backoff.Backoff) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.ctx, cancel)()
+	return bo.Wait(ctx)
 }
 
 // serve watches conn until it is lost (true) or the link stops (false).
@@ -201,7 +214,7 @@ func (l *link) dial(addr string) (*amqp.Connection, error) {
 }
 
 // get returns the current connection, waiting for one while the link is
-// down, until ctx ends (an error wrapping ErrNotConnected, ctx's error and
+// down, until ctx ends (an error wrapping rpcbus.ErrUnavailable, ctx's error and
 // the last connection failure) or the link stops (rpcbus.ErrClosed).
 func (l *link) get(ctx context.Context) (*amqp.Connection, error) {
 	for {
@@ -235,7 +248,7 @@ func (l *link) notConnected(cause error) error {
 	if blocked != "" {
 		last = fmt.Errorf("the broker blocks publishing: %s", blocked)
 	}
-	return fmt.Errorf("%w (%s, %v; last: %v): %w", ErrNotConnected, l.role, l.addrs, last, cause)
+	return fmt.Errorf("amqp: not connected to the broker: %w (%s, %v; last: %v): %w", rpcbus.ErrUnavailable, l.role, l.addrs, last, cause)
 }
 
 // blockedReason is the broker's reason for blocking the connection's

@@ -154,7 +154,7 @@ func (w *writer) send(r *pubReq) pubResult {
 	if err != nil {
 		w.pc = nil
 		_ = pc.ch.Close()
-		return pubResult{err: fmt.Errorf("%w: %w", ErrNotConnected, err)}
+		return pubResult{err: fmt.Errorf("the channel failed: %w: %w", rpcbus.ErrUnavailable, err)}
 	}
 	return pubResult{pc: pc, dc: dc}
 }
@@ -166,7 +166,8 @@ func (w *writer) channel(ctx context.Context) (*pubChannel, error) {
 		return w.pc, nil
 	}
 	w.pc = nil
-	for backoff := minBackoff; ; backoff = min(2*backoff, time.Duration(w.b.o.ReconnectBackoff)) {
+	bo := w.b.pub.backoff()
+	for {
 		conn, err := w.b.pub.get(ctx)
 		if err != nil {
 			return nil, err
@@ -179,15 +180,11 @@ func (w *writer) channel(ctx context.Context) (*pubChannel, error) {
 		if permanent(err) {
 			return nil, err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !w.b.pub.pause(ctx, bo) {
+			if ctx.Err() == nil {
+				return nil, rpcbus.ErrClosed
+			}
 			return nil, w.b.pub.notConnected(fmt.Errorf("%w (opening a channel: %w)", ctx.Err(), err))
-		case <-w.b.pub.stop:
-			t.Stop()
-			return nil, rpcbus.ErrClosed
-		case <-t.C:
 		}
 	}
 }
@@ -224,7 +221,7 @@ func (b *Bus) openPubChannel(conn *amqp.Connection) (*pubChannel, error) {
 // A message larger than max_message_bytes gives an error wrapping
 // rpcbus.ErrMessageTooLarge without being sent. While the bus is
 // reconnecting, Publish waits for the connection until ctx ends, then
-// returns an error wrapping ErrNotConnected and ctx's error.
+// returns an error wrapping rpcbus.ErrUnavailable and ctx's error.
 //
 // If ctx ends first, the message may still be sent, and msg's byte slices
 // must not be modified until then.
@@ -319,9 +316,9 @@ func (b *Bus) confirm(ctx context.Context, topic string, size int, id string, re
 			// The channel or connection went away before the
 			// confirmation: the message may or may not have been taken.
 			if why != nil {
-				return fmt.Errorf("amqp: publish to %q: %w (the channel closed before the broker confirmed: %w)", topic, ErrNotConnected, why)
+				return fmt.Errorf("amqp: publish to %q: %w (the channel closed before the broker confirmed: %w)", topic, rpcbus.ErrUnavailable, why)
 			}
-			return fmt.Errorf("amqp: publish to %q: %w (the channel closed before the broker confirmed)", topic, ErrNotConnected)
+			return fmt.Errorf("amqp: publish to %q: %w (the channel closed before the broker confirmed)", topic, rpcbus.ErrUnavailable)
 		}
 		return fmt.Errorf("amqp: publish to %q: %w", topic, ErrNacked)
 	}
@@ -348,7 +345,7 @@ func (b *Bus) publishError(topic string, err error) error {
 	switch {
 	case errors.Is(err, rpcbus.ErrClosed):
 		return rpcbus.ErrClosed
-	case errors.Is(err, ErrNotConnected):
+	case errors.Is(err, rpcbus.ErrUnavailable):
 		return fmt.Errorf("amqp: publish to %q: %w", topic, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return b.publishWaitError(topic, err)

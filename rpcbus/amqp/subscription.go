@@ -13,11 +13,11 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/zeromicro/go-zero/core/logx"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 const (
-	defaultMaxInFlight = 1024
 	// deliveryCountHeader is added by quorum queues to a message delivered
 	// again; it is the broker's, not the publisher's, so it is not passed
 	// on.
@@ -69,7 +69,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	}
 	maxInFlight := opts.MaxInFlight
 	if maxInFlight == 0 {
-		maxInFlight = defaultMaxInFlight
+		maxInFlight = rpcbus.DefaultMaxInFlight
 	}
 	prefetch := min(maxInFlight, maxPrefetch)
 	if b.o.Prefetch > 0 {
@@ -176,7 +176,7 @@ func (s *subscription) wrap(err error) error {
 
 func (s *subscription) run() {
 	defer close(s.done)
-	s.bus.consumeLoop(fmt.Sprintf("group %s on %v", s.group, s.topics), s.stop, s.ready, s.failed, func() (func() bool, error) {
+	s.bus.consumeLoop(s.ctx, fmt.Sprintf("group %s on %v", s.group, s.topics), s.ready, s.failed, func() (func() bool, error) {
 		g, err := s.setup()
 		if err != nil {
 			return nil, err
@@ -207,10 +207,10 @@ func (s *subscription) failed(err error) {
 // (reporting whether it was stopped); a setup that fails is tried again
 // with backoff, up to reconnect_backoff. The first outcome goes to ready: a
 // permanent error ends the loop there. It returns once serve reports a
-// stop, or stop is closed while it backs off.
-func (b *Bus) consumeLoop(what string, stop <-chan struct{}, ready chan<- error, failed func(error), start func() (serve func() bool, err error)) {
+// stop, or ctx (which Close ends) is done while it backs off.
+func (b *Bus) consumeLoop(ctx context.Context, what string, ready chan<- error, failed func(error), start func() (serve func() bool, err error)) {
 	first := true
-	backoff := minBackoff
+	bo := b.sub.backoff()
 	for {
 		serve, err := start()
 		if err != nil {
@@ -222,21 +222,16 @@ func (b *Bus) consumeLoop(what string, stop <-chan struct{}, ready chan<- error,
 			if !first {
 				logx.Errorf("rpc_bus amqp: %s: consuming again: %v", what, err)
 			}
-			t := time.NewTimer(backoff)
-			select {
-			case <-stop:
-				t.Stop()
+			if !bo.Wait(ctx) {
 				return
-			case <-t.C:
 			}
-			backoff = min(2*backoff, time.Duration(b.o.ReconnectBackoff))
 			continue
 		}
 		if first {
 			ready <- nil
 			first = false
 		}
-		backoff = minBackoff
+		bo.Reset()
 		if serve() {
 			return
 		}
@@ -469,11 +464,9 @@ func (s *subscription) Close(ctx context.Context) error {
 
 	var err error
 	for len(s.tokens) > 0 && err == nil {
-		select {
-		case <-ctx.Done():
-			err = fmt.Errorf("%w: %d of group %q on %q, given to the group again (%w)",
-				ErrUnacknowledged, len(s.tokens), s.group, s.topics, ctx.Err())
-		case <-time.After(2 * time.Millisecond):
+		if !backoff.Sleep(ctx, 2*time.Millisecond) {
+			err = fmt.Errorf("amqp: close subscription: %w: %d of group %q on %q, given to the group again (%w)",
+				rpcbus.ErrUnacknowledged, len(s.tokens), s.group, s.topics, ctx.Err())
 		}
 	}
 	s.acksOff.Store(true)
@@ -492,7 +485,9 @@ func (s *subscription) abandon() {
 	_ = s.Close(expired())
 }
 
-func (s *subscription) closeNow() { s.abandon() }
+// CloseNow is Close for Bus.Close (closeset.Closer): it does not wait for
+// acknowledgements.
+func (s *subscription) CloseNow() { s.abandon() }
 
 // expired returns a context that has already ended.
 func expired() context.Context {

@@ -49,6 +49,13 @@ type Features struct {
 	// only.
 	RedeliveryTimeout time.Duration
 
+	// NoLag is for buses whose subscriptions cannot tell how many messages
+	// their group has not yet acknowledged (MQTT: the broker keeps a
+	// shared subscription's queue to itself), so that every Lag of their
+	// Status is -1. It skips the lag checks of Status; the group and
+	// topics it reports are still checked.
+	NoLag bool
+
 	// MaxPayload is the largest Value, in bytes, the bus promises to carry
 	// with a small key and no headers. Zero means at least 1 MiB. Payload
 	// tests of larger sizes are skipped.
@@ -84,6 +91,9 @@ var tests = []test{
 	{"CloseStopsConsuming", testCloseStopsConsuming},
 	{"InboxCloseStopsDelivering", testInboxCloseStopsDelivering},
 	{"ClosedBus", testClosedBus},
+	{"PingAndAddresses", testPingAndAddresses},
+	{"Status", testStatus},
+	{"Remove", testRemove},
 }
 
 // Run runs the conformance suite against the buses newBus returns.

@@ -169,10 +169,11 @@ func testRedeliveryAfterClose(t *testing.T, s *suite) {
 		leave func(t *testing.T, b rpcbus.Bus, sub rpcbus.Subscription)
 	}{
 		{"SubscriptionClose", func(t *testing.T, _ rpcbus.Bus, sub rpcbus.Subscription) {
-			// Whether Close reports the unacknowledged deliveries is the
-			// backend's choice.
-			err := sub.Close(expired())
-			t.Logf("Subscription.Close with deliveries unacknowledged and an expired context: %v", err)
+			ctx := expired()
+			if err := sub.Close(ctx); !errors.Is(err, rpcbus.ErrUnacknowledged) || !errors.Is(err, ctx.Err()) {
+				t.Errorf("Subscription.Close with deliveries unacknowledged and an expired context = %v, "+
+					"want an error wrapping rpcbus.ErrUnacknowledged and the context's error", err)
+			}
 		}},
 		{"BusClose", func(t *testing.T, b rpcbus.Bus, _ rpcbus.Subscription) {
 			if err := b.Close(); err != nil {
@@ -248,8 +249,11 @@ func testRedeliveryToMemberPresent(t *testing.T, s *suite) {
 		return nil
 	})...)
 
-	err := sub.Close(expired())
-	t.Logf("Subscription.Close with %d deliveries unacknowledged and an expired context: %v", held.len(), err)
+	ctx := expired()
+	if err := sub.Close(ctx); !errors.Is(err, rpcbus.ErrUnacknowledged) || !errors.Is(err, ctx.Err()) {
+		t.Errorf("Subscription.Close with %d deliveries unacknowledged and an expired context = %v, "+
+			"want an error wrapping rpcbus.ErrUnacknowledged and the context's error", held.len(), err)
+	}
 	for _, d := range held.takeHeld() {
 		d.Ack() // too late: must not count, nor fail
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -24,13 +25,6 @@ func init() {
 		b, err := New(cfg)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
-		}
-		return b, nil
-	})
-	rpcbus.Register("embedded", func(cfg rpcbus.Config) (rpcbus.Bus, error) {
-		b, err := NewEmbedded(cfg)
-		if err != nil {
-			return nil, err
 		}
 		return b, nil
 	})
@@ -49,8 +43,10 @@ const (
 	closeTimeout = 5 * time.Second
 )
 
-// Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer and
-// rpcbus.TopicCreator. All its methods are safe for concurrent use.
+// Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer,
+// rpcbus.TopicCreator, rpcbus.Pinger and rpcbus.Addresser; its
+// subscriptions rpcbus.StatusReporter. All its methods are safe for
+// concurrent use.
 type Bus struct {
 	o       options
 	brokers []string
@@ -60,13 +56,8 @@ type Bus struct {
 	known  sync.Map // topic name → struct{}: topics seen to exist
 	knownN atomic.Int64
 
-	open    closeset.Set[closer] // subscriptions and inboxes not yet closed
-	release func()               // frees the embedded broker, if any
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -86,10 +77,6 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if len(brokers) == 0 {
 		brokers = []string{defaultBroker}
 	}
-	return newBus(o, brokers, nil)
-}
-
-func newBus(o options, brokers []string, release func()) (*Bus, error) {
 	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", brokers, err)
@@ -99,12 +86,10 @@ func newBus(o options, brokers []string, release func()) (*Bus, error) {
 		brokers: slices.Clone(brokers),
 		prod:    prod,
 		adm:     kadm.NewClient(prod),
-		release: release,
 	}, nil
 }
 
-// Brokers returns the addresses the bus connects to. For an embedded bus
-// asked to listen on port 0, it is the address actually bound.
+// Brokers returns the addresses the bus connects to.
 func (b *Bus) Brokers() []string { return slices.Clone(b.brokers) }
 
 // call is one Publish waiting for its record. Calls are pooled so that a
@@ -269,7 +254,7 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 // waitListed waits until the brokers' metadata lists every topic: a new
 // topic takes a moment to reach every broker.
 func (b *Bus) waitListed(ctx context.Context, topics []string) error {
-	backoff := time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: time.Millisecond, Max: 100 * time.Millisecond})
 	for {
 		missing, err := b.missingTopics(ctx, topics)
 		if err == nil && len(missing) == 0 {
@@ -278,21 +263,16 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 		if err == nil {
 			err = fmt.Errorf("created but not yet listed by the brokers: %q", missing)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Wait(ctx) {
 			return fmt.Errorf("kafka: creating topics %q: %w (%w)", topics, ctx.Err(), err)
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
 // Close closes the subscriptions and inboxes still open (without waiting
 // for unacknowledged deliveries), waits a few seconds for records already
-// accepted to be acknowledged, then closes the producer and, for an
-// embedded bus, releases the broker. Calling it again does nothing.
+// accepted to be acknowledged, then closes the producer. Calling it again
+// does nothing.
 func (b *Bus) Close() error {
 	open, first := b.open.Close()
 	if !first {
@@ -300,14 +280,11 @@ func (b *Bus) Close() error {
 	}
 
 	for _, c := range open {
-		c.closeNow()
+		c.CloseNow()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	_ = b.prod.Flush(ctx) // what is not flushed fails with ErrClosed
 	cancel()
 	b.prod.Close()
-	if b.release != nil {
-		b.release()
-	}
 	return nil
 }

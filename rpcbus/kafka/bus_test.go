@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -195,7 +194,7 @@ func TestOutOfOrderAcks(t *testing.T) {
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := s.Close(ctx); !errors.Is(err, kafka.ErrUnacknowledged) {
+	if err := s.Close(ctx); !errors.Is(err, rpcbus.ErrUnacknowledged) {
 		t.Errorf("Close with #3 unacknowledged = %v, want ErrUnacknowledged", err)
 	}
 	ds[3].Ack() // too late, and harmless
@@ -370,28 +369,20 @@ func TestClosedBus(t *testing.T) {
 func TestRegistry(t *testing.T) {
 	t.Parallel()
 	types := rpcbus.Types()
-	for _, want := range []string{"kafka", "embedded"} {
-		if !slices.Contains(types, want) {
-			t.Errorf("rpcbus.Types() = %q, missing %q", types, want)
-		}
+	if !slices.Contains(types, "kafka") {
+		t.Errorf("rpcbus.Types() = %q, missing %q", types, "kafka")
 	}
-	for _, typ := range []string{"kafka", "embedded"} {
-		addr := broker.Addr()
-		if typ == "embedded" {
-			addr = "127.0.0.1:0"
-		}
-		b, err := rpcbus.New(rpcbus.Config{Type: typ, Brokers: []string{addr}})
-		if err != nil {
-			t.Fatalf("rpcbus.New(%s): %v", typ, err)
-		}
-		topic := name(t, typ)
-		if err := b.(rpcbus.TopicCreator).CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
-			t.Fatal(err)
-		}
-		publish(t, b, topic, &rpcbus.Message{Value: []byte("x")})
-		if err := b.Close(); err != nil {
-			t.Fatal(err)
-		}
+	b, err := rpcbus.New(rpcbus.Config{Type: "kafka", Brokers: []string{broker.Addr()}})
+	if err != nil {
+		t.Fatalf("rpcbus.New(kafka): %v", err)
+	}
+	topic := name(t, "kafka")
+	if err := b.(rpcbus.TopicCreator).CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("x")})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := rpcbus.New(rpcbus.Config{Type: "kafka", Settings: map[string]any{"acks": "some"}}); err == nil {
 		t.Error("rpcbus.New with a bad setting succeeded")
@@ -402,7 +393,6 @@ func TestSettings(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		settings map[string]any
-		embedded bool
 		want     string // in the error; "" for none
 	}{
 		{settings: nil},
@@ -416,8 +406,6 @@ func TestSettings(t *testing.T) {
 		{settings: map[string]any{"acks": "none"}},
 		{settings: map[string]any{"compresion": "gzip"}, want: `rpc_bus.settings.compresion: unknown key (did you mean compression?`},
 		{settings: map[string]any{"data_dir": "/tmp"}, want: "rpc_bus.settings.data_dir: unknown key"},
-		{settings: map[string]any{"data_dir": ""}, embedded: true},
-		{settings: map[string]any{"dir": ""}, embedded: true, want: "data_dir"}, // listed as known
 		{settings: map[string]any{"compression": "lzma"}, want: "rpc_bus.settings.compression: \"lzma\" is not supported (want none, gzip, snappy, lz4 or zstd)"},
 		{settings: map[string]any{"acks": 1}, want: "rpc_bus.settings.acks: want a string"},
 		{settings: map[string]any{"acks": "1"}, want: "rpc_bus.settings.acks"},
@@ -431,16 +419,7 @@ func TestSettings(t *testing.T) {
 		{settings: map[string]any{"fetch_max_wait": "1ms"}, want: "rpc_bus.settings.fetch_max_wait"},
 		{settings: map[string]any{"heartbeat_interval": "1m"}, want: "rpc_bus.settings.heartbeat_interval"},
 	} {
-		var (
-			b   *kafka.Bus
-			err error
-		)
-		cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings}
-		if tc.embedded {
-			b, err = kafka.NewEmbedded(cfg)
-		} else {
-			b, err = kafka.New(cfg)
-		}
+		b, err := kafka.New(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings})
 		if err == nil {
 			_ = b.Close()
 		}
@@ -455,94 +434,5 @@ func TestSettings(t *testing.T) {
 				t.Errorf("settings %v: error %T is not a *SettingError", tc.settings, err)
 			}
 		}
-	}
-}
-
-// TestEmbeddedShared starts two buses of type embedded at one address: they
-// share a broker, which outlives the first Close and stops with the last.
-func TestEmbeddedShared(t *testing.T) {
-	t.Parallel()
-	b1, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: testSettings()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := b1.Brokers()[0]
-	if _, port, _ := net.SplitHostPort(addr); port == "0" {
-		t.Fatalf("Brokers() = %q, want the bound port", addr)
-	}
-	b2, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{addr}, Settings: testSettings()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{addr}, Settings: map[string]any{"data_dir": t.TempDir()}}); !errors.Is(err, kafka.ErrEmbeddedConflict) {
-		t.Errorf("embedded with another data_dir at %s: %v, want ErrEmbeddedConflict", addr, err)
-	}
-	e, err := kafka.StartEmbedded(addr) // a third handle, as the CLI would take
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Addr() != addr {
-		t.Errorf("Addr() = %q, want %q", e.Addr(), addr)
-	}
-
-	topic := name(t, "topic")
-	if err := b1.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
-	if err := b1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e.Close()
-	e.Close() // no effect
-	// Still running for b2, and the topic b1 created is there.
-	publish(t, b2, topic, &rpcbus.Message{Value: []byte("x")})
-	if err := b2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// The last Close stopped it: nothing listens any more.
-	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
-		c.Close()
-		t.Errorf("something still listens on %s after the last Close", addr)
-	}
-}
-
-// TestEmbeddedDataDir restarts an embedded broker on its data_dir: topics
-// and messages survive.
-func TestEmbeddedDataDir(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: map[string]any{"data_dir": dir, "heartbeat_interval": "100ms"}}
-	b, err := kafka.NewEmbedded(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic := name(t, "requests")
-	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
-		t.Fatal(err)
-	}
-	publish(t, b, topic, &rpcbus.Message{Value: []byte("kept")})
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	b = func() *kafka.Bus {
-		b, err := kafka.NewEmbedded(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}()
-	got := make(chan string, 1)
-	s := subscribe(t, b, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "group")},
-		func(d *rpcbus.Delivery) { got <- string(d.Value); d.Ack() })
-	closeSub(t, s)
-	select {
-	case v := <-got:
-		if v != "kept" {
-			t.Errorf("got %q after restart, want %q", v, "kept")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("message lost across restart")
 	}
 }

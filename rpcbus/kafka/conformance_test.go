@@ -5,6 +5,7 @@ import (
 
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/bustest"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
 
@@ -16,7 +17,7 @@ import (
 // goroutines.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	cluster, err := kafka.StartEmbedded("127.0.0.1:0")
+	cluster, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,12 @@
 // Package kafka carries vRPC over Apache Kafka, with franz-go.
 //
-// Importing the package registers two rpc_bus types:
+// Importing the package registers rpc_bus.type kafka: a client of Kafka
+// brokers (rpc_bus.brokers, default 127.0.0.1:9092). The in-process broker
+// of rpc_bus.type embedded lives in package
+// github.com/nextpkg/vrpc/rpcbus/embedded, so that a program using Kafka
+// does not link one; it takes the same settings.
 //
-//   - kafka: a client of real brokers (rpc_bus.brokers, default
-//     127.0.0.1:9092).
-//   - embedded: an in-process broker (franz-go's kfake) listening on
-//     rpc_bus.brokers[0], so that `vrpc demo` needs no Kafka install. Other
-//     processes reach it with type kafka as they would a real broker; buses of
-//     type embedded in one process with the same address share it.
-//
-// Both take these rpc_bus.settings:
+// Type kafka takes these rpc_bus.settings:
 //
 //	compression         none (default), gzip, snappy, lz4 or zstd
 //	batch_size          bytes; see below
@@ -31,19 +28,15 @@
 //	                    fetches only when the one in flight returns: on a
 //	                    quiet topic their messages wait up to this long
 //	sasl_mechanism      PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; default PLAIN
-//	                    when a username is set. Type embedded asks its
-//	                    clients for the same user and password
+//	                    when a username is set
 //	username, password  the SASL credentials
 //	tls                 true to dial the brokers with TLS; any tls_* key
-//	                    turns it on too (type kafka only)
+//	                    turns it on too
 //	tls_ca_file         PEM CAs to trust instead of the system's
 //	tls_cert_file,      a PEM client certificate and its key, for brokers
 //	tls_key_file        that ask for one
 //	tls_server_name     the name to verify the brokers' certificates against
 //	tls_insecure_skip_verify  accept any certificate (tests only)
-//
-// and embedded also data_dir, a directory in which the broker keeps its data
-// across restarts (default: memory only).
 //
 // # Batches
 //

@@ -6,14 +6,20 @@ import (
 	"log"
 
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
 
 // A server consumes requests in a group; a client publishes one and gets the
-// reply in its inbox. Both use an embedded broker on a free port here.
+// reply in its inbox. Both use an in-process broker on a free port here.
 func Example() {
 	ctx := context.Background()
-	bus, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}})
+	broker, err := embedded.Start("127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer broker.Close()
+	bus, err := kafka.New(rpcbus.Config{Brokers: []string{broker.Addr()}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,21 +71,4 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	defer bus.Close()
-}
-
-// StartEmbedded runs a broker that other processes reach as type kafka at
-// its address, and that buses of type embedded at that address share.
-func ExampleStartEmbedded() {
-	broker, err := kafka.StartEmbedded("127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer broker.Close()
-	bus, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{broker.Addr()}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer bus.Close()
-	fmt.Println(bus.Brokers()[0] == broker.Addr())
-	// Output: true
 }

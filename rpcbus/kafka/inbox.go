@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -61,7 +62,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 
 // endOffsets returns where each partition of topic ends now.
 func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offset, error) {
-	backoff := time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: time.Millisecond, Max: 100 * time.Millisecond})
 	for {
 		listed, err := b.adm.ListEndOffsets(ctx, topic)
 		if err == nil {
@@ -88,14 +89,9 @@ func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offse
 		if !retriable {
 			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Wait(ctx) {
 			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w (%w)", topic, ctx.Err(), err)
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
@@ -122,7 +118,7 @@ func (ib *inbox) run() {
 			return
 		}
 		fs.EachRecord(ib.deliver)
-		if fs.NumRecords() == 0 && fs.Err() != nil && !pause(ib.ctx) {
+		if fs.NumRecords() == 0 && fs.Err() != nil && !backoff.Sleep(ib.ctx, errorPause) { // see subscription.poll
 			return
 		}
 	}
@@ -152,4 +148,5 @@ func (ib *inbox) Close() error {
 	return nil
 }
 
-func (ib *inbox) closeNow() { _ = ib.Close() }
+// CloseNow is Close, for Bus.Close (closeset.Closer).
+func (ib *inbox) CloseNow() { _ = ib.Close() }

@@ -13,19 +13,20 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
 
 // broker is the in-process Kafka every test talks to, each with topics and
 // groups of its own.
-var broker *kafka.Embedded
+var broker *embedded.Broker
 
 func TestMain(m *testing.M) {
 	// Process-lifetime goroutines of packages the tests import (go-zero's
 	// signal handler, through the test harness).
 	ignore := goleak.IgnoreCurrent()
 	var err error
-	broker, err = kafka.StartEmbedded("127.0.0.1:0")
+	broker, err = embedded.Start("127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

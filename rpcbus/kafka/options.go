@@ -28,7 +28,8 @@ const (
 	rebalanceTimeout = 60 * time.Second
 )
 
-// options are the decoded rpc_bus.settings of types kafka and embedded.
+// options are the decoded rpc_bus.settings of type kafka (and of type
+// embedded, which takes them all).
 type options struct {
 	Compression       string            `json:"compression"`
 	BatchSize         int               `json:"batch_size"`
@@ -55,11 +56,6 @@ type options struct {
 	sasl      sasl.Mechanism // from the sasl_* keys, by validate
 }
 
-// embeddedOptions are the settings only type embedded takes.
-type embeddedOptions struct {
-	DataDir string `json:"data_dir"`
-}
-
 func defaultOptions() options {
 	return options{
 		Compression:       "none",
@@ -76,6 +72,36 @@ func defaultOptions() options {
 		// its requests would wait that long. 500ms is Kafka's own default.
 		FetchMaxWait: settings.Duration(500 * time.Millisecond),
 	}
+}
+
+// BrokerSettings are what a Kafka broker must agree with to serve the buses
+// of one rpc_bus.settings map. Package embedded starts its broker with
+// them.
+type BrokerSettings struct {
+	// MaxMessageBytes is max_message_bytes: the largest record the buses
+	// send, which the broker must take.
+	MaxMessageBytes int
+	// SASLMechanism, Username and Password are the SASL user the buses log
+	// in as; all empty when they do not.
+	SASLMechanism, Username, Password string
+	// TLS is true when the buses dial the brokers with TLS.
+	TLS bool
+}
+
+// DecodeSettings checks m as type kafka's rpc_bus.settings, decoding
+// strictly into them and, for the keys extra declares (a pointer to a
+// struct with json tags; nil for none), into extra, and returns what a
+// broker must agree with. A bad or unknown key is a *SettingError naming it.
+func DecodeSettings(m map[string]any, extra any) (BrokerSettings, error) {
+	o, err := decodeOptions(m, extra)
+	if err != nil {
+		return BrokerSettings{}, err
+	}
+	bs := BrokerSettings{MaxMessageBytes: o.MaxMessageBytes, TLS: o.tlsConfig != nil}
+	if o.sasl != nil {
+		bs.SASLMechanism, bs.Username, bs.Password = o.SASLMechanism, o.Username, o.Password
+	}
+	return bs, nil
 }
 
 // decodeOptions decodes m strictly into the kafka options and, for keys

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
 
@@ -44,12 +45,12 @@ func TestSASL(t *testing.T) {
 			creds := map[string]any{"sasl_mechanism": mech, "username": "vrpc", "password": "s3cret",
 				"heartbeat_interval": "100ms"}
 			// Type embedded asks its clients for the credentials it is given.
-			broker, err := kafka.NewEmbedded(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: creds})
+			broker, err := embedded.New(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: creds})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = broker.Close() })
-			roundTrip(t, broker)
+			roundTrip(t, broker.Bus)
 
 			good, err := kafka.New(rpcbus.Config{Brokers: broker.Brokers(), Settings: creds})
 			if err != nil {
@@ -76,7 +77,7 @@ func TestSASL(t *testing.T) {
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	cert, caFile := vtest.SelfSigned(t)
-	e, err := kafka.StartEmbedded("127.0.0.1:0", kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	e, err := embedded.Start("127.0.0.1:0", kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,6 @@ func TestSecuritySettings(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		settings map[string]any
-		embedded bool
 		want     string
 	}{
 		{settings: map[string]any{"sasl_mechanism": "GSSAPI", "username": "u"}, want: "rpc_bus.settings.sasl_mechanism: \"GSSAPI\" is not supported"},
@@ -121,16 +121,8 @@ func TestSecuritySettings(t *testing.T) {
 		{settings: map[string]any{"tls_ca_file": filepath.Join(dir, "junk.pem")}, want: "rpc_bus.settings.tls_ca_file: " + filepath.Join(dir, "junk.pem") + " holds no PEM certificate"},
 		{settings: map[string]any{"tls_cert_file": filepath.Join(dir, "c.pem")}, want: "rpc_bus.settings.tls_key_file: is missing"},
 		{settings: map[string]any{"tls": "yes"}, want: "rpc_bus.settings.tls: want true or false"},
-		{settings: map[string]any{"tls": true}, embedded: true, want: "rpc_bus.settings.tls: the embedded broker serves plain TCP"},
 	} {
-		cfg := rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings}
-		var err error
-		var b *kafka.Bus
-		if tc.embedded {
-			b, err = kafka.NewEmbedded(cfg)
-		} else {
-			b, err = kafka.New(cfg)
-		}
+		b, err := kafka.New(rpcbus.Config{Brokers: []string{"127.0.0.1:0"}, Settings: tc.settings})
 		if err == nil {
 			_ = b.Close()
 			t.Errorf("settings %v: no error, want %q", tc.settings, tc.want)

@@ -11,8 +11,13 @@ import (
 
 var (
 	_ rpcbus.Pinger         = (*Bus)(nil)
+	_ rpcbus.Addresser      = (*Bus)(nil)
 	_ rpcbus.StatusReporter = (*subscription)(nil)
 )
+
+// Addresses returns the brokers' addresses, redacted (the SASL user and
+// password are settings, not part of them).
+func (b *Bus) Addresses() []string { return rpcbus.RedactAddresses(b.brokers) }
 
 // Ping returns nil when a broker answers.
 func (b *Bus) Ping(ctx context.Context) error {
@@ -20,7 +25,7 @@ func (b *Bus) Ping(ctx context.Context) error {
 		return rpcbus.ErrClosed
 	}
 	if err := b.prod.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: no broker of %v answers: %w", b.brokers, err)
+		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", b.brokers, rpcbus.ErrUnavailable, err)
 	}
 	return nil
 }

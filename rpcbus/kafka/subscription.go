@@ -12,11 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 const (
-	defaultMaxInFlight = 1024
 	// trackedPerInFlight bounds the offsets a subscription remembers: the
 	// unacknowledged ones plus those acknowledged after the oldest
 	// unacknowledged one, which cannot be committed yet. When a delivery
@@ -61,7 +61,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	}
 	maxInFlight := opts.MaxInFlight
 	if maxInFlight == 0 {
-		maxInFlight = defaultMaxInFlight
+		maxInFlight = rpcbus.DefaultMaxInFlight
 	}
 	s := &subscription{
 		bus:           b,
@@ -217,23 +217,11 @@ func (s *subscription) poll() {
 		// Fetch errors are retried by the client; records are not lost.
 		fs.EachRecord(s.deliver)
 		s.cl.AllowRebalance()
-		if fs.NumRecords() == 0 && fs.Err() != nil && !pause(s.pollCtx) {
+		// A poll that returned only errors waits a little, so that a
+		// lasting one (a deleted topic, say) does not spin the loop.
+		if fs.NumRecords() == 0 && fs.Err() != nil && !backoff.Sleep(s.pollCtx, errorPause) {
 			return
 		}
-	}
-}
-
-// pause waits a little after a poll returned only errors, so that a lasting
-// one (a deleted topic, say) does not spin the poll loop. It is false if
-// ctx ended.
-func pause(ctx context.Context) bool {
-	t := time.NewTimer(errorPause)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -514,7 +502,7 @@ func (s *subscription) committer() {
 // Close stops polling, waits until every delivery has been acknowledged or
 // ctx is done, commits the acknowledged prefix of each partition and leaves
 // the group; the rest is delivered again to another member. If ctx ended
-// first, the error wraps ErrUnacknowledged. A second Close returns
+// first, the error wraps rpcbus.ErrUnacknowledged. A second Close returns
 // rpcbus.ErrClosed.
 func (s *subscription) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
@@ -533,7 +521,7 @@ func (s *subscription) Close(ctx context.Context) error {
 		s.mu.Lock()
 		n := s.inflight
 		s.mu.Unlock()
-		errs = append(errs, fmt.Errorf("%w: %d at close: %w", ErrUnacknowledged, n, ctx.Err()))
+		errs = append(errs, fmt.Errorf("kafka: close subscription: %w: %d at close: %w", rpcbus.ErrUnacknowledged, n, ctx.Err()))
 	}
 	close(s.commitStop)
 	<-s.commitDone
@@ -561,8 +549,8 @@ func (s *subscription) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeNow is Close for Bus.Close: it does not wait for acknowledgements.
-func (s *subscription) closeNow() {
+// CloseNow is Close for Bus.Close: it does not wait for acknowledgements.
+func (s *subscription) CloseNow() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = s.Close(ctx)

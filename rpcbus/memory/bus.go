@@ -17,9 +17,6 @@ const (
 	// DefaultMaxMessageBytes is rpc_bus.settings.max_message_bytes when it
 	// is not set: 5 MiB.
 	DefaultMaxMessageBytes = 5 << 20
-
-	// defaultMaxInFlight is what a zero SubscribeOptions.MaxInFlight means.
-	defaultMaxInFlight = 1024
 )
 
 func init() {
@@ -105,8 +102,10 @@ func release(br *broker) {
 	}
 }
 
-// Bus is an in-process bus. It implements rpcbus.Bus, rpcbus.Inboxer and
-// rpcbus.TopicCreator; see the package documentation for its semantics.
+// Bus is an in-process bus. It implements rpcbus.Bus, rpcbus.Inboxer,
+// rpcbus.TopicCreator, rpcbus.Pinger and rpcbus.Addresser; its
+// subscriptions rpcbus.StatusReporter. See the package documentation for
+// its semantics.
 type Bus struct {
 	br  *broker
 	cfg config

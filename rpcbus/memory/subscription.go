@@ -30,7 +30,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		}
 	}
 	if opts.MaxInFlight < 0 {
-		return nil, fmt.Errorf("memory: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, defaultMaxInFlight)
+		return nil, fmt.Errorf("memory: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, rpcbus.DefaultMaxInFlight)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memory: subscribe to %q: %w", opts.Topics, err)
@@ -47,7 +47,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		done:     make(chan struct{}),
 	}
 	if s.max == 0 {
-		s.max = defaultMaxInFlight
+		s.max = rpcbus.DefaultMaxInFlight
 	}
 	key, private := opts.Group, opts.Group == ""
 	if private {
@@ -172,7 +172,8 @@ func (s *subscription) ack(f flight) {
 // Close stops delivering, waits until the handler has returned and every
 // delivery is acknowledged, or ctx is done, and leaves the group.
 // Deliveries still unacknowledged then go to another member of the group;
-// Close reports them with an error wrapping ctx.Err(). Close must not wait
+// Close reports them with an error wrapping rpcbus.ErrUnacknowledged and
+// ctx.Err(). Close must not wait
 // for its own handler: called from the handler, it returns when ctx is
 // done. Later calls return rpcbus.ErrClosed.
 func (s *subscription) Close(ctx context.Context) error {
@@ -228,8 +229,8 @@ wait:
 	}
 	delete(s.bus.subs, s)
 	if unacked > 0 {
-		return fmt.Errorf("memory: close subscription (group %q): %d deliveries unacknowledged, given back to the group: %w",
-			s.group, unacked, ctx.Err())
+		return fmt.Errorf("memory: close subscription (group %q): %d deliveries unacknowledged, given back to the group: %w: %w",
+			s.group, unacked, rpcbus.ErrUnacknowledged, ctx.Err())
 	}
 	return nil
 }

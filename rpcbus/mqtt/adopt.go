@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/nextpkg/vrpc/internal/backoff"
 )
 
 // How members of a group share out a departed member's session. See
@@ -138,11 +140,7 @@ func (s *subscription) tend(x string) {
 	defer s.wg.Done()
 	wait := mrand.N(adoptJitter)
 	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-s.stop:
-			t.Stop()
+		if !backoff.Sleep(s.stopCtx, wait) { // Close ends stopCtx
 			s.untend(x)
 			return
 		}

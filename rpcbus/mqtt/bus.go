@@ -43,8 +43,9 @@ const (
 )
 
 // Bus is a vRPC bus on an MQTT 5 broker. It implements rpcbus.Bus,
-// rpcbus.Inboxer and rpcbus.Pinger. All its methods are safe for concurrent
-// use.
+// rpcbus.Inboxer, rpcbus.Pinger, rpcbus.Addresser and rpcbus.Remover; its
+// subscriptions rpcbus.StatusReporter, without lag. All its methods are
+// safe for concurrent use.
 type Bus struct {
 	o          options
 	brokers    []broker
@@ -56,12 +57,8 @@ type Bus struct {
 	inboxMu sync.RWMutex
 	inboxes map[string]*inbox // by MQTT topic
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -123,7 +120,7 @@ func (b *Bus) clientID() string {
 // broker's Maximum Packet Size, gives an error wrapping
 // rpcbus.ErrMessageTooLarge. While the broker cannot be reached, Publish
 // waits for the connection until ctx ends, then fails with an error wrapping
-// ErrDisconnected and ctx.Err(). If the connection drops after the message
+// rpcbus.ErrUnavailable and ctx.Err(). If the connection drops after the message
 // was sent, it is sent again on the next one: the broker may then carry it
 // twice.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
@@ -221,7 +218,7 @@ func (b *Bus) Close() error {
 
 	var wg sync.WaitGroup
 	for _, c := range open {
-		wg.Go(c.closeNow)
+		wg.Go(c.CloseNow)
 	}
 	wg.Wait()
 	b.pubOnce.Do(func() {}) // no publisher from now on

@@ -152,7 +152,7 @@ func TestPing(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := b.Ping(ctx); !errors.Is(err, mqtt.ErrDisconnected) || !errors.Is(err, context.DeadlineExceeded) {
+	if err := b.Ping(ctx); !errors.Is(err, rpcbus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Ping of a broker that is down: got %v, want ErrDisconnected and the deadline", err)
 	}
 }
@@ -192,7 +192,7 @@ func TestReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	err = client.Publish(ctx, topic, &rpcbus.Message{Value: []byte("while down")})
 	cancel()
-	if !errors.Is(err, mqtt.ErrDisconnected) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, rpcbus.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish while the broker is unreachable: got %v, want ErrDisconnected and the deadline", err)
 	}
 

@@ -135,7 +135,7 @@
 // with a backoff from 50ms doubling to reconnect_backoff_max, with jitter,
 // trying the brokers in turn; a subscription resumes its session. While a
 // connection is down, Publish, Subscribe, Inbox and Ping wait for it until
-// their context ends, then fail with an error wrapping ErrDisconnected and
+// their context ends, then fail with an error wrapping rpcbus.ErrUnavailable and
 // the context's error (a vRPC call then ends with DEADLINE_EXCEEDED); a
 // publish whose connection drops before its PUBACK is sent again on the next
 // connection, so the broker may carry it twice.
@@ -181,11 +181,20 @@
 //	max_message_bytes         largest message Publish sends (key, value and
 //	                          headers); default 5 MiB
 //
+// # Admin
+//
+// Ping, Addresses and a subscription's Status work as on the other buses,
+// but MQTT has no consumer lag: a broker does not tell a client how many
+// messages wait in a shared subscription or a session, so Status reports
+// the group, the own session's client id and one entry per topic (assigned
+// while connected) with Committed, End and Lag -1. Remove ends the sessions
+// the last members of groups left for adoption and clears their markers.
+//
 // # Conformance
 //
-// The bus passes rpcbus/bustest on Mosquitto 2.0 with no Features flag:
-// unacknowledged deliveries reach another member at once when theirs
-// closes (RedeliveryTimeout 0; after a crash, after will_delay), Mosquitto
-// spreads a group's messages over its members, answers a publish nobody
-// subscribes to with 0x10, and carries 1 MiB.
+// The bus passes rpcbus/bustest on Mosquitto 2.0 with one Features flag,
+// NoLag (see Admin): unacknowledged deliveries reach another member at
+// once when theirs closes (RedeliveryTimeout 0; after a crash, after
+// will_delay), Mosquitto spreads a group's messages over its members,
+// answers a publish nobody subscribes to with 0x10, and carries 1 MiB.
 package mqtt

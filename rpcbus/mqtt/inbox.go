@@ -182,4 +182,5 @@ func (ib *inbox) Close() error {
 	return nil
 }
 
-func (ib *inbox) closeNow() { _ = ib.Close() }
+// CloseNow is Close, for Bus.Close (closeset.Closer).
+func (ib *inbox) CloseNow() { _ = ib.Close() }

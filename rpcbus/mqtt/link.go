@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/eclipse/paho.golang/paho/session/state"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -78,7 +78,10 @@ func newLink(b *Bus, cfg linkConfig) *link {
 // run connects, and reconnects whenever the connection drops, until leave.
 func (l *link) run() {
 	defer close(l.done)
-	backoff := minBackoff
+	// Jitter, so that the clients of a broker that restarts do not all
+	// come back at once.
+	maxPause := time.Duration(l.bus.o.ReconnectBackoffMax)
+	bo := backoff.New(backoff.Policy{Initial: min(minBackoff, maxPause), Max: maxPause, Jitter: true})
 	connected := false // once, the session exists: resume it from then on
 	for {
 		c, err := l.bus.dial(l.ctx, l.cfg, l.cfg.cleanStart && !connected)
@@ -90,7 +93,7 @@ func (l *link) run() {
 			l.mu.Unlock()
 			err = l.cfg.onUp(l.ctx, c, first)
 			if err == nil {
-				backoff = minBackoff
+				bo.Reset()
 				l.setReady(c)
 				select {
 				case <-c.dead:
@@ -106,20 +109,9 @@ func (l *link) run() {
 			}
 		}
 		l.setDown(err)
-		if l.ctx.Err() != nil {
+		if !bo.Wait(l.ctx) {
 			return
 		}
-		// Jitter, so that the clients of a broker that restarts do not all
-		// come back at once.
-		pause := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-l.ctx.Done():
-			t.Stop()
-			return
-		}
-		backoff = min(2*backoff, time.Duration(l.bus.o.ReconnectBackoffMax))
 	}
 }
 
@@ -155,11 +147,7 @@ func (l *link) current(ctx context.Context) (*conn, error) {
 			return c, nil
 		case ready:
 			// Dropped; run has not noticed yet.
-			t := time.NewTimer(time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if !backoff.Sleep(ctx, time.Millisecond) {
 				return nil, disconnected(ctx, c.err())
 			}
 			continue
@@ -180,9 +168,9 @@ func (l *link) current(ctx context.Context) (*conn, error) {
 
 func disconnected(ctx context.Context, last error) error {
 	if last == nil {
-		return fmt.Errorf("%w: %w", ErrDisconnected, ctx.Err())
+		return fmt.Errorf("not connected to the broker: %w: %w", rpcbus.ErrUnavailable, ctx.Err())
 	}
-	return fmt.Errorf("%w: %w (last error: %v)", ErrDisconnected, ctx.Err(), last)
+	return fmt.Errorf("not connected to the broker: %w: %w (last error: %v)", rpcbus.ErrUnavailable, ctx.Err(), last)
 }
 
 // leave stops reconnecting and ends the connection. If the connection is

@@ -146,7 +146,7 @@ func TestTLS(t *testing.T) {
 	defer untrusting.Close()
 	// Long enough for a first attempt to fail however loaded the machine.
 	err = untrusting.Ping(ctxFor(t, 3*time.Second))
-	if !errors.Is(err, mqtt.ErrDisconnected) || !strings.Contains(err.Error(), "certificate") {
+	if !errors.Is(err, rpcbus.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("Ping with an unknown CA: got %v, want ErrDisconnected about the certificate", err)
 	}
 }

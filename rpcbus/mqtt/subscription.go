@@ -15,7 +15,6 @@ import (
 )
 
 const (
-	defaultMaxInFlight = 1024
 	// maxReceiveMaximum is the largest Receive Maximum MQTT can say.
 	maxReceiveMaximum = 65535
 )
@@ -49,13 +48,13 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	case strings.ContainsAny(opts.Group, "/+#\x00"):
 		return nil, fmt.Errorf("mqtt: subscribe to %q: group %q: '/', '+', '#' and NUL cannot be part of a shared subscription's name", opts.Topics, opts.Group)
 	case opts.MaxInFlight < 0:
-		return nil, fmt.Errorf("mqtt: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, defaultMaxInFlight)
+		return nil, fmt.Errorf("mqtt: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, rpcbus.DefaultMaxInFlight)
 	case h == nil:
 		return nil, fmt.Errorf("mqtt: subscribe to %q: nil handler", opts.Topics)
 	}
 	maxInFlight := opts.MaxInFlight
 	if maxInFlight == 0 {
-		maxInFlight = defaultMaxInFlight
+		maxInFlight = rpcbus.DefaultMaxInFlight
 	}
 	var filters []string
 	for _, t := range opts.Topics {
@@ -71,6 +70,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	s := &subscription{
 		bus:          b,
 		group:        opts.Group,
+		topics:       slices.Compact(slices.Sorted(slices.Values(opts.Topics))),
 		filters:      filters,
 		h:            h,
 		id:           b.clientID(),
@@ -133,6 +133,7 @@ type queued struct {
 type subscription struct {
 	bus          *Bus
 	group        string
+	topics       []string // sorted, for Status
 	filters      []string // $share/<group>/<topic>
 	h            rpcbus.Handler
 	id           string // the own session's client id
@@ -294,7 +295,7 @@ func (s *subscription) ack(c *conn, a *adoption, id uint16, qos byte) {
 // disconnects, keeping the session, which another member of the group then
 // adopts with whatever it had not acknowledged (see "Groups" in the package
 // documentation). Acknowledgements after Close do nothing. If deliveries
-// were left unacknowledged the error wraps ErrUnacknowledged and ctx.Err().
+// were left unacknowledged the error wraps rpcbus.ErrUnacknowledged and ctx.Err().
 // Later calls return rpcbus.ErrClosed.
 func (s *subscription) Close(ctx context.Context) error {
 	s.mu.Lock()
@@ -331,7 +332,7 @@ wait:
 	s.own.leave(lctx, s.handOver, nil)
 	if unacked > 0 {
 		return fmt.Errorf("mqtt: close subscription (group %q): %d deliveries unacknowledged, left to the group: %w: %w",
-			s.group, unacked, ErrUnacknowledged, ctx.Err())
+			s.group, unacked, rpcbus.ErrUnacknowledged, ctx.Err())
 	}
 	return nil
 }
@@ -350,7 +351,9 @@ func (s *subscription) handOver(ctx context.Context, c *conn) {
 	}
 }
 
-func (s *subscription) closeNow() { _ = s.Close(expiredContext()) }
+// CloseNow is Close for Bus.Close (closeset.Closer): it does not wait for
+// acknowledgements.
+func (s *subscription) CloseNow() { _ = s.Close(expiredContext()) }
 
 func expiredContext() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -42,8 +43,9 @@ const (
 )
 
 // Bus is a vRPC bus on NATS JetStream. It implements rpcbus.Bus,
-// rpcbus.Inboxer and rpcbus.TopicCreator. All its methods are safe for
-// concurrent use.
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
+// are safe for concurrent use.
 type Bus struct {
 	o        options
 	servers  []string
@@ -54,13 +56,9 @@ type Bus struct {
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
-	wg   sync.WaitGroup       // the subscriptions' goroutines
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
+	wg   sync.WaitGroup                // the subscriptions' goroutines
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner
-// did not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -156,7 +154,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	backoff := 10 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond})
 	for {
 		resp, err := b.nc.RequestMsgWithContext(ctx, m)
 		if err == nil {
@@ -178,14 +176,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 			return fmt.Errorf("nats: publish to %q: JetStream does not answer on %s (is the server started with -js?): %w",
 				topic, b.nc.ConnectedUrlRedacted(), lerr)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !bo.Wait(ctx) {
 			return fmt.Errorf("nats: publish to %q: %w (its stream did not answer)", topic, ctx.Err())
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
@@ -222,7 +215,7 @@ func (b *Bus) publishError(topic string, m *natsgo.Msg, err error) error {
 		return fmt.Errorf("nats: publish to %q: %w (not a valid subject)", topic, rpcbus.ErrUnknownTopic)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		if !b.nc.IsConnected() {
-			return fmt.Errorf("nats: publish to %q: %w (not connected to NATS: %s)", topic, err, b.nc.Status())
+			return fmt.Errorf("nats: publish to %q: %w: %w (not connected to NATS: %s)", topic, rpcbus.ErrUnavailable, err, b.nc.Status())
 		}
 		return fmt.Errorf("nats: publish to %q: %w", topic, err)
 	}
@@ -283,8 +276,10 @@ func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 	_, err := b.js.CreateStream(ctx, cfg)
 	// The server could not create the stream's store: seen when the last
 	// other stream is deleted at the same moment and the server removes the
-	// directory both live in. It passes; try again, a few times.
-	for wait := 50 * time.Millisecond; storeCreateFailed(err) && wait < time.Second && sleep(ctx, wait); wait *= 2 {
+	// directory both live in. It passes; try again, five times, pausing
+	// from 50ms to 800ms.
+	bo := backoff.New(backoff.Policy{Initial: 50 * time.Millisecond, Max: 800 * time.Millisecond})
+	for tries := 0; storeCreateFailed(err) && tries < 5 && bo.Wait(ctx); tries++ {
 		_, err = b.js.CreateStream(ctx, cfg)
 	}
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -305,18 +300,6 @@ func (b *Bus) ensureStream(ctx context.Context, topic string) error {
 // jsErrCodeStreamCreate is the JetStream API error of a stream the server
 // failed to create for a reason of its own (not a bad or clashing config).
 const jsErrCodeStreamCreate jetstream.ErrorCode = 10049
-
-// sleep waits for d, or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 func storeCreateFailed(err error) bool {
 	var apiErr *jetstream.APIError
@@ -373,7 +356,7 @@ func (b *Bus) remember(topic string) {
 // reconnected tells every subscription that its pull requests were lost
 // with the old connection.
 func (b *Bus) reconnected() {
-	b.open.Range(func(c closer) {
+	b.open.Range(func(c closeset.Closer) {
 		if s, ok := c.(*subscription); ok {
 			s.reset()
 		}
@@ -382,7 +365,7 @@ func (b *Bus) reconnected() {
 
 // add registers c to be closed by Bus.Close; false if the bus is closed.
 // A subscription is also counted in b.wg, which Close waits for.
-func (b *Bus) add(c closer) bool {
+func (b *Bus) add(c closeset.Closer) bool {
 	var then func()
 	if _, ok := c.(*subscription); ok {
 		then = func() { b.wg.Add(1) }
@@ -405,7 +388,7 @@ func (b *Bus) Close() error {
 	// second (see pullHeartbeat).
 	var closing sync.WaitGroup
 	for _, c := range open {
-		closing.Go(c.closeNow)
+		closing.Go(c.CloseNow)
 	}
 	closing.Wait()
 	b.wg.Wait()

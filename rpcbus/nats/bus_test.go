@@ -171,7 +171,7 @@ func TestCloseGivesBackAtOnce(t *testing.T) {
 	}
 	eventually(t, "the first member to hold every message", func() bool { return held.len() == 3 })
 	err = s.Close(ctxFor(t, 10*time.Millisecond))
-	if !errors.Is(err, nats.ErrUnacknowledged) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, rpcbus.ErrUnacknowledged) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Close holding deliveries = %v, want ErrUnacknowledged and DeadlineExceeded", err)
 	}
 	var got collector
@@ -317,4 +317,23 @@ func TestMessageTooLarge(t *testing.T) {
 	}
 	// The largest the bus promises, with a small key, goes through.
 	publish(t, b, topic, &rpcbus.Message{Key: []byte("a key of 32 bytes, not more.....")[:32], Value: make([]byte, b.MaxPayload())})
+}
+
+// TestAddresses: the server the bus is connected to comes first, once,
+// without the credentials it was given.
+func TestAddresses(t *testing.T) {
+	t.Parallel()
+	needServer(t)
+	b, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{serverAddr, "nats://user:s3cret@127.0.0.1:1"}, Settings: testSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	got := b.Addresses()
+	if len(got) != 2 || !strings.HasPrefix(got[0], "nats://") || got[1] != "nats://user:xxxxx@127.0.0.1:1" {
+		t.Errorf("Addresses() = %q, want the connected server, then the other redacted", got)
+	}
+	if err := b.Ping(ctxFor(t, 30*time.Second)); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -69,18 +70,14 @@ func (b *Bus) flush(ctx context.Context) error {
 		err := b.nc.FlushWithContext(ctx)
 		if err == nil || ctx.Err() != nil || b.nc.IsClosed() {
 			if err != nil && !b.nc.IsConnected() {
-				err = fmt.Errorf("%w (not connected to NATS: %s)", err, b.nc.Status())
+				err = fmt.Errorf("%w: %w (not connected to NATS: %s)", rpcbus.ErrUnavailable, err, b.nc.Status())
 			}
 			return err
 		}
 		// A reconnect fails the flushes in flight; the subscription is
-		// sent again on the new connection, so flush there.
-		t := time.NewTimer(10 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		// sent again on the new connection, so flush there (the loop
+		// ends above once ctx is done).
+		backoff.Sleep(ctx, 10*time.Millisecond)
 	}
 }
 
@@ -124,4 +121,5 @@ func (ib *inbox) Close() error {
 	return nil
 }
 
-func (ib *inbox) closeNow() { _ = ib.Close() }
+// CloseNow is Close, for Bus.Close (closeset.Closer).
+func (ib *inbox) CloseNow() { _ = ib.Close() }

@@ -18,7 +18,6 @@ import (
 )
 
 const (
-	defaultMaxInFlight = 1024
 	// pullExpires is how long a pull request waits on the server for
 	// messages. An idle member renews it this often; a request lost
 	// without its timeout status is noticed after pullExpires+pullGrace.
@@ -63,7 +62,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	case len(opts.Topics) == 0:
 		return nil, fmt.Errorf("nats: subscribe (group %q): no topics", opts.Group)
 	case opts.MaxInFlight < 0:
-		return nil, fmt.Errorf("nats: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, defaultMaxInFlight)
+		return nil, fmt.Errorf("nats: subscribe to %q: MaxInFlight %d is negative (zero means %d)", opts.Topics, opts.MaxInFlight, rpcbus.DefaultMaxInFlight)
 	}
 	var topics []string
 	for _, t := range opts.Topics {
@@ -93,7 +92,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		done:     make(chan struct{}),
 	}
 	if s.max == 0 {
-		s.max = defaultMaxInFlight
+		s.max = rpcbus.DefaultMaxInFlight
 	}
 	s.inbox = b.nc.NewInbox()
 	consumer := consumerName(opts.Group)
@@ -450,7 +449,7 @@ func (s *subscription) ack(f *flight) {
 // delivery is acknowledged, or ctx is done, then leaves the group:
 // deliveries still unacknowledged are given back to it (negatively
 // acknowledged), so another member receives them at once, and Close
-// reports them with an error wrapping ErrUnacknowledged and ctx.Err().
+// reports them with an error wrapping rpcbus.ErrUnacknowledged and ctx.Err().
 // Close must not wait for its own handler: called from the handler, it
 // returns when ctx is done. Later calls return rpcbus.ErrClosed.
 func (s *subscription) Close(ctx context.Context) error {
@@ -465,8 +464,8 @@ func (s *subscription) Close(ctx context.Context) error {
 	return s.shutdown(ctx)
 }
 
-// closeNow closes s for Bus.Close, giving back what it holds at once.
-func (s *subscription) closeNow() {
+// CloseNow closes s for Bus.Close, giving back what it holds at once.
+func (s *subscription) CloseNow() {
 	s.mu.Lock()
 	closing := s.closing
 	s.closing = true
@@ -546,7 +545,7 @@ wait:
 	s.deletePrivate()
 	if len(held) > 0 {
 		return fmt.Errorf("nats: close subscription (group %q): %d deliveries given back to the group: %w (%w)",
-			s.group, len(held), ErrUnacknowledged, ctx.Err())
+			s.group, len(held), rpcbus.ErrUnacknowledged, ctx.Err())
 	}
 	return nil
 }

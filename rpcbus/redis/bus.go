@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/internal/closeset"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -52,8 +53,9 @@ const (
 )
 
 // Bus is a vRPC bus on Redis Streams. It implements rpcbus.Bus,
-// rpcbus.Inboxer, rpcbus.TopicCreator and rpcbus.Pinger. All its methods are
-// safe for concurrent use.
+// rpcbus.Inboxer, rpcbus.TopicCreator, rpcbus.Pinger, rpcbus.Addresser and
+// rpcbus.Remover; its subscriptions rpcbus.StatusReporter. All its methods
+// are safe for concurrent use.
 type Bus struct {
 	o    options
 	addr string
@@ -62,12 +64,8 @@ type Bus struct {
 	// in pipelines.
 	batch *batcher
 
-	open closeset.Set[closer] // subscriptions and inboxes not yet closed
+	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 }
-
-// closer is a subscription or inbox that Bus.Close closes if its owner did
-// not.
-type closer interface{ closeNow() }
 
 var _ interface {
 	rpcbus.Bus
@@ -105,7 +103,7 @@ func (b *Bus) Brokers() []string { return []string{b.addr} }
 // it): the append is refused otherwise, atomically, with an error wrapping
 // rpcbus.ErrUnknownTopic. A message larger than max_message_bytes gives an
 // error wrapping rpcbus.ErrMessageTooLarge; one that could not reach the
-// server, an error wrapping ErrUnavailable. The stream is trimmed to about
+// server, an error wrapping rpcbus.ErrUnavailable. The stream is trimmed to about
 // max_len entries as it grows.
 //
 // Publish waits only as long as ctx allows. If ctx ends first, a message
@@ -221,9 +219,9 @@ func (b *Bus) createStreams(ctx context.Context, keys []string, ttl time.Duratio
 
 // retry calls f until it succeeds, the server refuses it for good, or ctx
 // ends, backing off between failures. Failing for ctx, it wraps
-// ErrUnavailable: the server could not be reached in time.
+// rpcbus.ErrUnavailable: the server could not be reached in time.
 func (b *Bus) retry(ctx context.Context, f func() error) error {
-	var backoff time.Duration
+	bo := newBackoff()
 	for {
 		err := f()
 		var refused goredis.Error
@@ -235,36 +233,18 @@ func (b *Bus) retry(ctx context.Context, f func() error) error {
 		case b.open.Closed():
 			return rpcbus.ErrClosed
 		case ctx.Err() != nil:
-			return fmt.Errorf("%w: %w (%v)", ctx.Err(), ErrUnavailable, err)
+			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, err)
 		}
-		backoff = nextBackoff(backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w: %w (%v)", ctx.Err(), ErrUnavailable, err)
+		if !bo.Wait(ctx) {
+			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, err)
 		}
 	}
 }
 
-func nextBackoff(d time.Duration) time.Duration {
-	if d == 0 {
-		return minBackoff
-	}
-	return min(2*d, maxBackoff)
-}
-
-// sleep waits for d, or until stop is closed: then it returns false.
-func sleep(d time.Duration, stop <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-stop:
-		return false
-	}
+// newBackoff is the backoff of read loops and retried calls while the
+// server cannot be reached.
+func newBackoff() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Initial: minBackoff, Max: maxBackoff})
 }
 
 // unblock ends the blocking read of a read loop that was told to stop, and
@@ -274,18 +254,24 @@ func sleep(d time.Duration, stop <-chan struct{}) bool {
 // unblockGrace (the server is unreachable, or an ACL forbids CLIENT
 // UNBLOCK), it closes the loop's client rd, which breaks the read.
 func (b *Bus) unblock(id *atomic.Int64, rd *goredis.Client, done <-chan struct{}) {
-	deadline := time.Now().Add(unblockGrace)
-	wait := 5 * time.Millisecond
-	for time.Now().Before(deadline) {
+	ctx, cancel := context.WithTimeout(context.Background(), unblockGrace)
+	defer cancel()
+	bo := backoff.New(backoff.Policy{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond})
+	for ctx.Err() == nil {
 		if v := id.Load(); v != 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
 			_ = b.rdb.ClientUnblock(ctx, v).Err()
-			cancel()
 		}
-		if !sleep(min(wait, max(time.Until(deadline), 0)), done) {
+		// Not bo.Wait: the pause ends early when the loop is done, which
+		// is an event, not a context.
+		pause := time.NewTimer(bo.Next())
+		select {
+		case <-done:
+			pause.Stop()
 			return
+		case <-ctx.Done():
+		case <-pause.C:
 		}
-		wait = min(2*wait, 100*time.Millisecond)
+		pause.Stop()
 	}
 	_ = rd.Close()
 	<-done
@@ -315,7 +301,7 @@ func (b *Bus) Close() error {
 	// acknowledge, hand back and unblock.
 	var wg sync.WaitGroup
 	for _, c := range open {
-		wg.Go(c.closeNow)
+		wg.Go(c.CloseNow)
 	}
 	wg.Wait()
 	b.batch.close()

@@ -105,7 +105,7 @@ func TestCloseHandsBack(t *testing.T) {
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := sub.Close(expired)
-	if !errors.Is(err, redis.ErrUnacknowledged) || !strings.Contains(err.Error(), "2 at close") {
+	if !errors.Is(err, rpcbus.ErrUnacknowledged) || !strings.Contains(err.Error(), "2 at close") {
 		t.Errorf("Close with 2 deliveries held = %v, want ErrUnacknowledged naming 2", err)
 	}
 	ctx := ctxFor(t, 10*time.Second)
@@ -268,7 +268,7 @@ func TestConnectionLoss(t *testing.T) {
 		err := b.Publish(pctx, topic, &rpcbus.Message{Value: []byte("lost")})
 		took := time.Since(start)
 		cancel()
-		if err == nil || !errors.Is(err, redis.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil || !errors.Is(err, rpcbus.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Publish while the server is down = %v, want ErrUnavailable or DeadlineExceeded", err)
 		}
 		// Generous: only a hang fails.
@@ -310,7 +310,7 @@ func TestStartWhileServerDown(t *testing.T) {
 	defer b.Close()
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := b.CreateTopics(short, name(t, "topic")); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, redis.ErrUnavailable) {
+	if err := b.CreateTopics(short, name(t, "topic")); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, rpcbus.ErrUnavailable) {
 		t.Fatalf("CreateTopics while the server is down = %v, want DeadlineExceeded and ErrUnavailable", err)
 	}
 

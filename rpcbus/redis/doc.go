@@ -126,7 +126,7 @@
 // go-redis reconnects by itself. The read loops back off (10ms to 1s)
 // while the server cannot be reached and go on once it can. Publish waits
 // no longer than its context allows, and fails with an error wrapping
-// ErrUnavailable when the server could not be reached; Subscribe, Inbox and
+// rpcbus.ErrUnavailable when the server could not be reached; Subscribe, Inbox and
 // CreateTopics retry until their context ends. Close ends blocking reads
 // with CLIENT UNBLOCK, or after a second (the server does not answer, or an
 // ACL forbids CLIENT UNBLOCK) by closing their connection; a closing

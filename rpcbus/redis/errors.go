@@ -11,15 +11,18 @@ import (
 )
 
 var (
-	// ErrUnavailable is wrapped by errors of calls that could not reach the
-	// Redis server (refused or broken connection, timeout, server loading or
-	// failing over). The bus reconnects by itself; the call may be retried.
-	ErrUnavailable = errors.New("redis: server unavailable")
+	// ErrUnavailable is rpcbus.ErrUnavailable, which the errors of calls
+	// that could not reach the Redis server wrap.
+	//
+	// Deprecated: use rpcbus.ErrUnavailable.
+	ErrUnavailable = rpcbus.ErrUnavailable
 
-	// ErrUnacknowledged is returned by Subscription.Close when its context
-	// ended before every delivery was acknowledged. The rest were handed
-	// back to the group for another member to claim.
-	ErrUnacknowledged = errors.New("redis: deliveries left unacknowledged")
+	// ErrUnacknowledged is rpcbus.ErrUnacknowledged, which
+	// Subscription.Close's error wraps when deliveries were left
+	// unacknowledged.
+	//
+	// Deprecated: use rpcbus.ErrUnacknowledged.
+	ErrUnacknowledged = rpcbus.ErrUnacknowledged
 )
 
 // SettingError is the error of a bad rpc_bus.settings entry (or broker
@@ -47,11 +50,11 @@ func transient(err error) bool {
 }
 
 // wrap annotates err, a failed command, with what was being done, and
-// marks connectivity failures with ErrUnavailable.
+// marks connectivity failures with rpcbus.ErrUnavailable.
 func wrap(err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
 	if transient(err) {
-		return fmt.Errorf("redis: %s: %w: %w", what, ErrUnavailable, err)
+		return fmt.Errorf("redis: %s: %w: %w", what, rpcbus.ErrUnavailable, err)
 	}
 	return fmt.Errorf("redis: %s: %w", what, err)
 }

@@ -50,9 +50,9 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		ttl:   time.Duration(b.o.InboxTTL),
 		block: time.Duration(b.o.Block),
 		h:     h,
-		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	ib.stop, ib.halt = context.WithCancel(context.Background())
 	err := b.retry(ctx, func() error { return b.createStreams(ctx, []string{ib.key}, ib.ttl) })
 	if err != nil {
 		return nil, fmt.Errorf("redis: inbox %q: creating its stream: %w", addr, err)
@@ -76,7 +76,8 @@ type inbox struct {
 	ttl    time.Duration
 	block  time.Duration
 	h      func(*rpcbus.Message)
-	stop   chan struct{}
+	stop   context.Context // ends at Close: stop reading
+	halt   context.CancelFunc
 	done   chan struct{}
 	closed atomic.Bool
 }
@@ -90,21 +91,17 @@ func (ib *inbox) run() {
 	var (
 		last        = "0-0" // the stream is new: everything in it is ours
 		nextRefresh = time.Now().Add(ib.ttl / 3)
-		backoff     time.Duration
+		bo          = newBackoff()
+		failed      bool // the last attempt: pause before the next
 	)
-	for {
-		select {
-		case <-ib.stop:
-			return
-		default:
-		}
-		if backoff > 0 && !sleep(backoff, ib.stop) {
+	for ib.stop.Err() == nil {
+		if failed && !bo.Wait(ib.stop) {
 			return
 		}
 		if !time.Now().Before(nextRefresh) {
 			recreated, err := ib.refresh(ctx)
 			if err != nil {
-				backoff = nextBackoff(backoff)
+				failed = true
 				continue
 			}
 			if recreated {
@@ -120,16 +117,18 @@ func (ib *inbox) run() {
 		}).Result()
 		switch {
 		case errors.Is(err, goredis.Nil):
-			backoff = 0
+			failed = false
+			bo.Reset()
 			continue
 		case err != nil:
 			// Check the stream at once when the server is back: it may
 			// have restarted without it.
 			nextRefresh = time.Time{}
-			backoff = nextBackoff(backoff)
+			failed = true
 			continue
 		}
-		backoff = 0
+		failed = false
+		bo.Reset()
 		for _, st := range res {
 			for _, xm := range st.Messages {
 				last = xm.ID
@@ -163,7 +162,7 @@ func (ib *inbox) Close() error {
 		return rpcbus.ErrClosed
 	}
 	ib.bus.open.Remove(ib)
-	close(ib.stop)
+	ib.halt()
 	ib.bus.unblock(&ib.connID, ib.rd, ib.done)
 	_ = ib.rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), inboxDeleteTimeout)
@@ -173,4 +172,5 @@ func (ib *inbox) Close() error {
 	return nil
 }
 
-func (ib *inbox) closeNow() { _ = ib.Close() }
+// CloseNow is Close, for Bus.Close (closeset.Closer).
+func (ib *inbox) CloseNow() { _ = ib.Close() }

@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	defaultMaxInFlight = 1024
 	// maxClaimEvery bounds how long entries handed back by a member that
 	// closed wait for another member's next XAUTOCLAIM.
 	maxClaimEvery = time.Second
@@ -82,7 +81,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	}
 	maxInFlight := opts.MaxInFlight
 	if maxInFlight == 0 {
-		maxInFlight = defaultMaxInFlight
+		maxInFlight = rpcbus.DefaultMaxInFlight
 	}
 	host, _ := os.Hostname()
 	claimIdle := time.Duration(b.o.ClaimIdle)
@@ -98,15 +97,15 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		claimEvery:   min(claimIdle/2, maxClaimEvery),
 		refreshEvery: claimIdle / 3,
 		block:        time.Duration(b.o.Block),
-		stop:         make(chan struct{}),
 		runDone:      make(chan struct{}),
 		ackKick:      make(chan struct{}, 1),
-		ackStop:      make(chan struct{}),
 		ackDone:      make(chan struct{}),
 		held:         make([]map[string]struct{}, len(opts.Topics)),
 		acks:         make([][]string, len(opts.Topics)),
 		cursors:      make([]string, len(opts.Topics)),
 	}
+	s.stop, s.halt = context.WithCancel(context.Background())
+	s.ackStop, s.ackHalt = context.WithCancel(context.Background())
 	for i, t := range s.topics {
 		k := b.o.key(t)
 		s.keys = append(s.keys, k)
@@ -155,10 +154,12 @@ type subscription struct {
 	refreshEvery time.Duration
 	block        time.Duration
 
-	stop    chan struct{} // closed by Close: stop reading
+	stop    context.Context // ends at Close: stop reading
+	halt    context.CancelFunc
 	runDone chan struct{}
 	ackKick chan struct{}
-	ackStop chan struct{}
+	ackStop context.Context // ends once Close has its acknowledgements
+	ackHalt context.CancelFunc
 	ackDone chan struct{}
 	closed  atomic.Bool
 
@@ -195,14 +196,7 @@ func (s *subscription) createGroups(ctx context.Context, c *goredis.Client) erro
 	return nil
 }
 
-func (s *subscription) stopping() bool {
-	select {
-	case <-s.stop:
-		return true
-	default:
-		return false
-	}
-}
+func (s *subscription) stopping() bool { return s.stop.Err() != nil }
 
 // capacity is how many more entries may be delivered now.
 func (s *subscription) capacity() int {
@@ -234,10 +228,11 @@ func (s *subscription) run() {
 	var (
 		nextClaim   time.Time // at once: entries a member left may be waiting
 		nextRefresh = time.Now().Add(s.refreshEvery)
-		backoff     time.Duration
+		bo          = newBackoff()
+		failed      bool // the last attempt: pause before the next
 	)
 	for !s.stopping() {
-		if backoff > 0 && !sleep(backoff, s.stop) {
+		if failed && !bo.Wait(s.stop) {
 			return
 		}
 		var err error
@@ -259,16 +254,17 @@ func (s *subscription) run() {
 		}
 		switch {
 		case err == nil:
-			backoff = 0
+			failed = false
+			bo.Reset()
 		case goredis.HasErrorPrefix(err, "NOGROUP"):
 			// The stream or group is gone: deleted, or the server
 			// restarted without persistence. Create them again, as
 			// Subscribe did; messages published since are read.
 			if err := s.createGroups(ctx, s.rd); err != nil {
-				backoff = nextBackoff(backoff)
+				failed = true
 			}
 		default:
-			backoff = nextBackoff(backoff)
+			failed = true
 		}
 	}
 }
@@ -286,7 +282,7 @@ func (s *subscription) waitCapacity(d time.Duration) {
 	select {
 	case <-w:
 	case <-t.C:
-	case <-s.stop:
+	case <-s.stop.Done():
 	}
 }
 
@@ -429,22 +425,21 @@ func (s *subscription) kickAcker() {
 // those that came while the previous batch was on the wire.
 func (s *subscription) acker() {
 	defer close(s.ackDone)
-	var backoff time.Duration
+	bo := newBackoff()
 	for {
 		select {
-		case <-s.ackStop:
+		case <-s.ackStop.Done():
 			return
 		case <-s.ackKick:
 		}
 		if err := s.flushAcks(context.Background()); err != nil {
-			backoff = nextBackoff(backoff)
-			if !sleep(backoff, s.ackStop) {
+			if !bo.Wait(s.ackStop) {
 				return
 			}
 			s.kickAcker()
 			continue
 		}
-		backoff = 0
+		bo.Reset()
 	}
 }
 
@@ -530,14 +525,14 @@ func (s *subscription) refresh(ctx context.Context, c *goredis.Client, backlog [
 // members meanwhile), sends the acknowledgements, and hands what is still
 // unacknowledged back to the group: other members, present or future,
 // claim it at once (within a second). Acknowledgements after that are
-// ignored. If ctx ended first, the error wraps ErrUnacknowledged. A second
+// ignored. If ctx ended first, the error wraps rpcbus.ErrUnacknowledged. A second
 // Close returns rpcbus.ErrClosed.
 func (s *subscription) Close(ctx context.Context) error {
 	if s.closed.Swap(true) {
 		return rpcbus.ErrClosed
 	}
 	s.bus.open.Remove(s)
-	close(s.stop)
+	s.halt()
 	s.bus.unblock(&s.connID, s.rd, s.runDone)
 
 	var errs []error
@@ -545,9 +540,9 @@ func (s *subscription) Close(ctx context.Context) error {
 		s.mu.Lock()
 		n := s.inflight
 		s.mu.Unlock()
-		errs = append(errs, fmt.Errorf("%w: %d at close: %w", ErrUnacknowledged, n, ctx.Err()))
+		errs = append(errs, fmt.Errorf("redis: close subscription: %w: %d at close: %w", rpcbus.ErrUnacknowledged, n, ctx.Err()))
 	}
-	close(s.ackStop)
+	s.ackHalt()
 	<-s.ackDone
 
 	// Past ctx if need be: what was acknowledged is sent, and the rest
@@ -604,8 +599,8 @@ func (s *subscription) handBack(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeNow is Close for Bus.Close: it does not wait for acknowledgements.
-func (s *subscription) closeNow() {
+// CloseNow is Close for Bus.Close: it does not wait for acknowledgements.
+func (s *subscription) CloseNow() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = s.Close(ctx)

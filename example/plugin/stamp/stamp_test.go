@@ -21,7 +21,7 @@ import (
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/example/plugin/stamp"
 	"github.com/nextpkg/vrpc/rpcbus"
-	"github.com/nextpkg/vrpc/rpcbus/kafka"
+	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -58,7 +58,7 @@ func (tg *target) start(t *testing.T) string {
 // TestStamp runs the plugin in a server over an in-process Kafka, with
 // only vRPC's public API, as a third party's test would.
 func TestStamp(t *testing.T) {
-	broker, err := kafka.StartEmbedded("127.0.0.1:0")
+	broker, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
