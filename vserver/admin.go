@@ -75,7 +75,7 @@ func (s *Server) pluginEnv() PluginEnv {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider}
+	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider, Version: vrpc.Version}
 }
 
 func (s *Server) subscription() rpcbus.Subscription {
@@ -263,7 +263,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 		Dedup:       s.cfg.Dedup.Store,
 	}
 	for _, bp := range s.plugins {
-		info.Plugins = append(info.Plugins, bp.name)
+		info.Plugins = append(info.Plugins, bp.Name)
 	}
 	var (
 		wg sync.WaitGroup

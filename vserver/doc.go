@@ -9,11 +9,12 @@
 // another member of the group.
 //
 // Plugins wrap every forwarded call in the order the configuration lists
-// them. A plugin is a Middleware (RegisterPlugin) or, when it needs the
-// server's metrics registry or tracer provider or has start and stop hooks
-// (Lifecycle), a Plugin built by a PluginBuilder (RegisterPluginBuilder).
-// The built-in plugins are logger, metrics, tracing, auth and ratelimit;
-// plugins of other modules register the same way (example/plugin/stamp).
+// them. Their API is package vserver/plugin, and the built-in plugins
+// (logger, metrics, tracing, auth, ratelimit) are its subpackages, which
+// this package imports so that every server has them. A plugin of another
+// module registers the same way and is linked in by importing its package
+// (example/plugin/stamp). The plugin API's old names here (Call, Handler,
+// Middleware, RegisterPlugin, PluginEnv ...) are aliases and keep working.
 //
 // The admin endpoint on host:port serves /healthz, /readyz, /metrics
 // (Registry) and /debug/vrpc (Debug).

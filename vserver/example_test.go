@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nextpkg/vrpc"
@@ -84,33 +82,4 @@ func ExampleNewServer() {
 	}
 	fmt.Printf("%s (served by %s)\n", reply.Message, reply.ServedBy)
 	// Output: hello over Kafka (served by demo-1)
-}
-
-// A plugin registers under a name in an init function of its package, and
-// server.yaml enables it by that name:
-//
-//	plugins:
-//	  - name: require-user
-//	    settings: {header: user-id}
-//
-// It may refuse a call before it reaches the target, change its metadata,
-// and look at the result.
-func ExampleRegisterPlugin() {
-	vserver.RegisterPlugin("require-user", func(settings map[string]any) (vserver.Middleware, error) {
-		s := struct {
-			Header string `json:"header"`
-		}{Header: "user-id"}
-		if err := vserver.DecodeSettings(settings, &s); err != nil {
-			return nil, err // names the bad key
-		}
-		header := s.Header
-		return func(next vserver.Handler) vserver.Handler {
-			return func(ctx context.Context, call *vserver.Call) *vserver.Result {
-				if v := call.Metadata.Get(header); len(v) == 0 || v[0] == "" {
-					return &vserver.Result{Status: status.Newf(codes.Unauthenticated, "%s: %s header required", call.Target, header)}
-				}
-				return next(ctx, call)
-			}
-		}, nil
-	})
 }

@@ -1,16 +1,3 @@
-// Package stamp is a vRPC server plugin written as a third party would
-// write one: it uses only the public API of package vserver, and a server
-// gets it by importing the package (see example/plugin for such a server).
-//
-//	plugins:
-//	  - name: stamp
-//	    settings:
-//	      headers: {x-via: vrpc}       # set on every call to the target
-//	      client_header: x-caller-id   # the caller's client id, for the target
-//
-// The target sees the headers and the caller's client id (overwriting
-// whatever the caller sent under those keys, so a caller cannot pose as
-// another); the caller gets an x-stamped-by trailer naming the server.
 package stamp
 
 import (
@@ -23,7 +10,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"github.com/nextpkg/vrpc/vserver"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // Name is the plugin's name in the server configuration.
@@ -32,21 +19,21 @@ const Name = "stamp"
 // StampedByTrailer is the trailer the caller gets: the server's name.
 const StampedByTrailer = "x-stamped-by"
 
-func init() { vserver.RegisterPluginBuilder(Name, New) }
+func init() { plugin.RegisterBuilder(Name, New) }
 
-// Settings are the plugin's settings.
-type Settings struct {
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// Headers are set on every call to the target.
 	Headers map[string]string `json:"headers"`
 	// ClientHeader carries the caller's client id to the target; empty
-	// leaves it out.
+	// leaves it out. Default x-caller-id.
 	ClientHeader string `json:"client_header"`
 }
 
-// Plugin is the built plugin. It implements vserver.Plugin and
-// vserver.Lifecycle.
-type Plugin struct {
-	s      Settings
+// stampPlugin is the built plugin: a plugin.Plugin with plugin.Lifecycle
+// hooks.
+type stampPlugin struct {
+	s      settings
 	server string
 	calls  atomic.Int64
 	since  time.Time
@@ -54,9 +41,9 @@ type Plugin struct {
 
 // New builds the plugin from its settings, strictly: an unknown key or a
 // value of the wrong type is an error naming the key.
-func New(env vserver.PluginEnv, settings map[string]any) (vserver.Plugin, error) {
-	s := Settings{ClientHeader: "x-caller-id"}
-	if err := vserver.DecodeSettings(settings, &s); err != nil {
+func New(env plugin.Env, m map[string]any) (plugin.Plugin, error) {
+	s := settings{ClientHeader: "x-caller-id"}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	for k := range s.Headers {
@@ -64,12 +51,12 @@ func New(env vserver.PluginEnv, settings map[string]any) (vserver.Plugin, error)
 			return nil, fmt.Errorf("settings.headers.%s: want a lower-case metadata key not starting with grpc- or ':'", k)
 		}
 	}
-	return &Plugin{s: s, server: env.Server}, nil
+	return &stampPlugin{s: s, server: env.Server}, nil
 }
 
-// Wrap implements vserver.Plugin.
-func (p *Plugin) Wrap(next vserver.Handler) vserver.Handler {
-	return func(ctx context.Context, call *vserver.Call) *vserver.Result {
+// Wrap implements plugin.Plugin.
+func (p *stampPlugin) Wrap(next plugin.Handler) plugin.Handler {
+	return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 		p.calls.Add(1)
 		if call.Metadata == nil {
 			call.Metadata = metadata.MD{}
@@ -89,17 +76,16 @@ func (p *Plugin) Wrap(next vserver.Handler) vserver.Handler {
 	}
 }
 
-// Start implements vserver.Lifecycle.
-func (p *Plugin) Start(context.Context) error {
+// Start implements plugin.Lifecycle.
+func (p *stampPlugin) Start(context.Context) error {
 	p.since = time.Now()
 	return nil
 }
 
-// Stop implements vserver.Lifecycle: it reports what the plugin did.
-func (p *Plugin) Stop(context.Context) error {
+// Stop implements plugin.Lifecycle: it reports what the plugin did.
+func (p *stampPlugin) Stop(context.Context) error {
 	slog.Debug("stamp plugin stopped", "server", p.server, "calls", p.calls.Load(), "since", p.since)
 	return nil
 }
 
-// Calls is the number of calls the plugin has stamped.
-func (p *Plugin) Calls() int64 { return p.calls.Load() }
+var _ plugin.Lifecycle = (*stampPlugin)(nil)

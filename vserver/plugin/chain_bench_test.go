@@ -1,4 +1,4 @@
-package vserver
+package plugin_test
 
 import (
 	"context"
@@ -10,49 +10,53 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/vserver/plugin"
+	_ "github.com/nextpkg/vrpc/vserver/plugin/logger"
+	_ "github.com/nextpkg/vrpc/vserver/plugin/metrics"
+	_ "github.com/nextpkg/vrpc/vserver/plugin/tracing"
 )
 
 // BenchmarkChainOverhead is the CPU cost the plugins add to one call,
 // without the bus or the target: the chain around a forward that returns
-// at once. Compare with a call's whole cost in BenchmarkPluginChain.
+// at once. Compare with a call's whole cost in vserver's
+// BenchmarkPluginChain.
 func BenchmarkChainOverhead(b *testing.B) {
 	logx.SetLevel(logx.InfoLevel)
 	logx.SetWriter(logx.NewWriter(io.Discard))
 	b.Cleanup(logx.Disable)
 	for _, tc := range []struct {
 		name    string
-		plugins []vrpc.PluginConf
+		plugins []plugin.Conf
 	}{
 		{"none", nil},
-		{"logger", []vrpc.PluginConf{{Name: "logger", Enabled: true}}},
-		{"metrics", []vrpc.PluginConf{{Name: "metrics", Enabled: true}}},
-		{"tracing1pct", []vrpc.PluginConf{{Name: "tracing", Enabled: true, Settings: map[string]any{"sample": 0.01}}}},
-		{"full", []vrpc.PluginConf{
+		{"logger", []plugin.Conf{{Name: "logger", Enabled: true}}},
+		{"metrics", []plugin.Conf{{Name: "metrics", Enabled: true}}},
+		{"tracing1pct", []plugin.Conf{{Name: "tracing", Enabled: true, Settings: map[string]any{"sample": 0.01}}}},
+		{"full", []plugin.Conf{
 			{Name: "tracing", Enabled: true, Settings: map[string]any{"sample": 0.01}},
 			{Name: "logger", Enabled: true},
 			{Name: "metrics", Enabled: true},
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			env := PluginEnv{Server: "bench", Targets: []string{"demo"}, Registerer: prometheus.NewRegistry()}
-			forward := func(context.Context, *Call) *Result {
-				return &Result{Payload: []byte("ok"), TargetTime: 100 * time.Microsecond}
+			env := plugin.Env{Server: "bench", Targets: []string{"demo"}, Registerer: prometheus.NewRegistry()}
+			forward := func(context.Context, *plugin.Call) *plugin.Result {
+				return &plugin.Result{Payload: []byte("ok"), TargetTime: 100 * time.Microsecond}
 			}
-			h, built, err := chain(env, tc.plugins, forward)
+			h, built, err := plugin.Chain(env, tc.plugins, forward)
 			if err != nil {
 				b.Fatal(err)
 			}
-			started, err := startPlugins(context.Background(), built)
+			started, err := plugin.StartAll(context.Background(), built)
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { stopPlugins(context.Background(), started) })
+			b.Cleanup(func() { _ = plugin.StopAll(context.Background(), started) })
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
 				now := time.Now()
-				h(ctx, &Call{
+				h(ctx, &plugin.Call{
 					ID: "bench-1", ClientID: "bench", Target: "demo", Method: "/demo.Demo/Ping",
 					Metadata: metadata.MD{"user-id": {"7"}}, SentAt: now.Add(-time.Millisecond), ReceivedAt: now,
 				})

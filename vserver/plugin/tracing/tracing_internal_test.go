@@ -1,4 +1,4 @@
-package vserver
+package tracing
 
 import (
 	"context"

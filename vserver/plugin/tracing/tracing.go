@@ -1,4 +1,4 @@
-package vserver
+package tracing
 
 import (
 	"context"
@@ -18,23 +18,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-func init() { RegisterPluginBuilder("tracing", newTracing) }
+// Name is the plugin's name in the server configuration.
+const Name = "tracing"
 
-// TracerName is the instrumentation name of the spans vRPC makes.
+func init() { plugin.RegisterBuilder(Name, New) }
+
+// TracerName is the instrumentation name of the spans the plugin makes.
 const TracerName = "github.com/nextpkg/vrpc"
 
-// WithTracerProvider makes the tracing plugin make its spans with tp (an
-// application's own provider, or one with an in-memory exporter in tests)
-// instead of building a provider from its settings; tp's sampler and
-// exporters then apply, and the endpoint and sample settings do not.
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return optionFunc(func(s *Server) { s.tracerProvider = tp })
-}
-
-type tracingSettings struct {
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// Endpoint is the OTLP/gRPC collector's host:port. Empty: spans are
 	// made and their context passed to the targets, but not exported.
 	Endpoint string `json:"endpoint"`
@@ -57,15 +53,19 @@ type tracingSettings struct {
 // the rest of the chain and the call to the target, and passes the server
 // span's context to the target in the traceparent header.
 type tracingPlugin struct {
-	s      tracingSettings
-	own    *sdktrace.TracerProvider // nil when WithTracerProvider gave one
+	s      settings
+	own    *sdktrace.TracerProvider // nil when the server gave a provider
 	tracer trace.Tracer
 	prop   propagation.TraceContext
 }
 
-func newTracing(env PluginEnv, m map[string]any) (Plugin, error) {
-	s := tracingSettings{Insecure: true, Sample: 1, ServiceName: env.Server}
-	if err := DecodeSettings(m, &s); err != nil {
+// New builds the tracing plugin from its settings, strictly. It makes its
+// spans with env.TracerProvider when the server has one, else with a
+// provider of its own, which Start connects to the endpoint and Stop
+// flushes.
+func New(env plugin.Env, m map[string]any) (plugin.Plugin, error) {
+	s := settings{Insecure: true, Sample: 1, ServiceName: env.Server}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	if !(s.Sample >= 0 && s.Sample <= 1) {
@@ -79,14 +79,14 @@ func newTracing(env PluginEnv, m map[string]any) (Plugin, error) {
 			sdktrace.WithIDGenerator(idGenerator{}),
 			sdktrace.WithResource(resource.NewSchemaless(
 				attribute.String("service.name", s.ServiceName),
-				attribute.String("service.version", vrpc.Version),
+				attribute.String("service.version", env.Version),
 			)),
 		)
 		tp = p.own
 	} else if _, set := m["endpoint"]; set || m["sample"] != nil {
 		logx.Infof("vrpc server %s: tracing uses the TracerProvider given to NewServer; its settings endpoint and sample are not used", env.Server)
 	}
-	p.tracer = tp.Tracer(TracerName, trace.WithInstrumentationVersion(vrpc.Version))
+	p.tracer = tp.Tracer(TracerName, trace.WithInstrumentationVersion(env.Version))
 	return p, nil
 }
 
@@ -118,15 +118,15 @@ func (p *tracingPlugin) Stop(ctx context.Context) error {
 	return p.own.Shutdown(ctx)
 }
 
-// Wrap implements Plugin.
-func (p *tracingPlugin) Wrap(next Handler) Handler {
-	return func(ctx context.Context, call *Call) *Result {
+// Wrap implements plugin.Plugin.
+func (p *tracingPlugin) Wrap(next plugin.Handler) plugin.Handler {
+	return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 		if len(call.TraceContext) > 0 {
 			ctx = p.prop.Extract(ctx, propagation.MapCarrier(call.TraceContext))
 		}
 		method := strings.TrimPrefix(call.Method, "/")
 		service, short, _ := strings.Cut(method, "/")
-		queue := queueTime(call)
+		queue := call.QueueTime()
 		if trace.SpanContextFromContext(ctx).IsRemote() && queue > 0 {
 			// The hop over the bus, as a sibling of the server span: from
 			// the caller's publish to this server's take-off.
@@ -210,3 +210,5 @@ func (c mdCarrier) Keys() []string {
 	}
 	return keys
 }
+
+var _ plugin.Lifecycle = (*tracingPlugin)(nil)

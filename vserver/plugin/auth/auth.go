@@ -1,4 +1,4 @@
-package vserver
+package auth
 
 import (
 	"context"
@@ -11,16 +11,20 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-func init() { RegisterPlugin("auth", newAuth) }
+// Name is the plugin's name in the server configuration.
+const Name = "auth"
+
+func init() { plugin.Register(Name, New) }
 
 // DefaultTokenHeader is the request metadata key that carries a client's
 // token to the auth plugin.
 const DefaultTokenHeader = "vrpc-token"
 
-type authSettings struct {
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// Header is the request metadata key holding the token. The plugin
 	// removes it before the call goes on, so targets never see tokens.
 	Header string `json:"header"`
@@ -28,7 +32,8 @@ type authSettings struct {
 	Clients map[string]map[string]any `json:"clients"`
 }
 
-type authClientSettings struct {
+// clientSettings are the settings of one client, settings.clients.<id>.
+type clientSettings struct {
 	// Token is the client's secret (use ${ENV} in YAML).
 	Token string `json:"token"`
 	// Allow lists what the client may call: "*" (anything), "demo" (any
@@ -43,12 +48,14 @@ type authClient struct {
 	allow  []allowRule
 }
 
+// allowRule is one entry of a client's allow-list.
 type allowRule struct {
 	target  string // "*" for any
 	service string // "" for any
 	method  string // "" for any
 }
 
+// match reports whether the rule lets a call of method on target in.
 func (r allowRule) match(target, method string) bool {
 	if r.target != "*" && r.target != target {
 		return false
@@ -60,14 +67,11 @@ func (r allowRule) match(target, method string) bool {
 	return svc == r.service && (r.method == "" || r.method == m)
 }
 
-// newAuth builds the auth plugin: every call must carry the token of the
-// client id it claims (in the token header), compared in constant time,
-// else it is refused with UNAUTHENTICATED; and the client's allow-list must
-// cover the target and method, else PERMISSION_DENIED. Refused calls never
-// reach the next plugin or the target.
-func newAuth(m map[string]any) (Middleware, error) {
-	s := authSettings{Header: DefaultTokenHeader}
-	if err := settings.Decode("settings", m, &s); err != nil {
+// New builds the auth plugin's middleware from its settings, strictly
+// (the package doc says what it checks).
+func New(m map[string]any) (plugin.Middleware, error) {
+	s := settings{Header: DefaultTokenHeader}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	s.Header = strings.ToLower(s.Header)
@@ -85,8 +89,8 @@ func newAuth(m map[string]any) (Middleware, error) {
 	clients := make(map[string]*authClient, len(s.Clients))
 	for _, id := range ids {
 		key := "settings.clients." + id
-		var cs authClientSettings
-		if err := settings.Decode(key, s.Clients[id], &cs); err != nil {
+		var cs clientSettings
+		if err := plugin.DecodeSettingsAt(key, s.Clients[id], &cs); err != nil {
 			return nil, err
 		}
 		if cs.Token == "" {
@@ -103,8 +107,8 @@ func newAuth(m map[string]any) (Middleware, error) {
 		clients[id] = c
 	}
 	header := s.Header
-	return func(next Handler) Handler {
-		return func(ctx context.Context, call *Call) *Result {
+	return func(next plugin.Handler) plugin.Handler {
+		return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 			var token string
 			if v := call.Metadata.Get(header); len(v) > 0 {
 				token = v[0]
@@ -119,7 +123,7 @@ func newAuth(m map[string]any) (Middleware, error) {
 			}
 			got := sha256.Sum256([]byte(token))
 			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || c == nil || token == "" {
-				return &Result{Status: status.Newf(codes.Unauthenticated,
+				return &plugin.Result{Status: status.Newf(codes.Unauthenticated,
 					"vrpc: client %q has no valid token in the %s header", call.ClientID, header)}
 			}
 			for _, r := range c.allow {
@@ -127,7 +131,7 @@ func newAuth(m map[string]any) (Middleware, error) {
 					return next(ctx, call)
 				}
 			}
-			return &Result{Status: status.Newf(codes.PermissionDenied,
+			return &plugin.Result{Status: status.Newf(codes.PermissionDenied,
 				"vrpc: client %q may not call %s on target %s", call.ClientID, call.Method, call.Target)}
 		}
 	}, nil
@@ -137,6 +141,7 @@ func newAuth(m map[string]any) (Middleware, error) {
 // configured; no token hashes to it in practice.
 var unknownClientDigest = sha256.Sum256([]byte("vrpc: no such client"))
 
+// parseAllow reads one entry of a client's allow-list.
 func parseAllow(a string) (allowRule, error) {
 	if a == "*" {
 		return allowRule{target: "*"}, nil

@@ -1,16 +1,20 @@
-package vserver
+package metrics
 
 import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
+
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-func init() { RegisterPluginBuilder("metrics", newMetrics) }
+// Name is the plugin's name in the server configuration.
+const Name = "metrics"
+
+func init() { plugin.RegisterBuilder(Name, New) }
 
 // defaultBuckets suit calls from a few hundred microseconds to tens of
 // seconds, in seconds.
@@ -21,7 +25,8 @@ var defaultBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 // label set without bound.
 const otherMethod = "other"
 
-type metricsSettings struct {
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// QueueBuckets and TargetBuckets are the histograms' upper bounds, in
 	// seconds.
 	QueueBuckets  []float64 `json:"queue_buckets"`
@@ -31,16 +36,8 @@ type metricsSettings struct {
 	MaxMethods int `json:"max_methods"`
 }
 
-// metricsPlugin counts every call that reaches it, on the server's registry
-// (PluginEnv.Registerer, served on /metrics):
-//
-//	vrpc_server_calls_total{target,method,code}
-//	vrpc_server_queue_wait_seconds{target}            publish to take-off
-//	vrpc_server_target_duration_seconds{target,method} the gRPC call
-//	vrpc_server_calls_in_flight{target}
-//
-// The server's own metrics (in flight, expired, dedup hits, dead letters,
-// lag) are on the registry with or without this plugin.
+// metricsPlugin counts every call that reaches it on the server's
+// registry (the package doc lists its metrics).
 type metricsPlugin struct {
 	calls      *prometheus.CounterVec
 	queueWait  *prometheus.HistogramVec
@@ -52,9 +49,12 @@ type metricsPlugin struct {
 	methods map[string]map[string]bool // target → methods labelled so far
 }
 
-func newMetrics(env PluginEnv, m map[string]any) (Plugin, error) {
-	s := metricsSettings{MaxMethods: 200}
-	if err := DecodeSettings(m, &s); err != nil {
+// New builds the metrics plugin from its settings, strictly, and
+// registers its metrics on env.Registerer: listed twice in one server, the
+// second fails to register.
+func New(env plugin.Env, m map[string]any) (plugin.Plugin, error) {
+	s := settings{MaxMethods: 200}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	for _, b := range []struct {
@@ -110,13 +110,13 @@ func newMetrics(env PluginEnv, m map[string]any) (Plugin, error) {
 	return p, nil
 }
 
-// Wrap implements Plugin.
-func (p *metricsPlugin) Wrap(next Handler) Handler {
-	return func(ctx context.Context, call *Call) *Result {
+// Wrap implements plugin.Plugin.
+func (p *metricsPlugin) Wrap(next plugin.Handler) plugin.Handler {
+	return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 		inFlight := p.inFlight.WithLabelValues(call.Target)
 		inFlight.Inc()
 		if call.SentAt.UnixNano() > 0 {
-			p.queueWait.WithLabelValues(call.Target).Observe(queueTime(call).Seconds())
+			p.queueWait.WithLabelValues(call.Target).Observe(call.QueueTime().Seconds())
 		}
 		res := next(ctx, call)
 		inFlight.Dec()
@@ -130,6 +130,8 @@ func (p *metricsPlugin) Wrap(next Handler) Handler {
 	}
 }
 
+// methodLabel is the method label of a call: the method, or "other" for
+// an UNIMPLEMENTED call or a method past max_methods of its target.
 func (p *metricsPlugin) methodLabel(target, method string, code codes.Code) string {
 	if code == codes.Unimplemented || method == "" {
 		return otherMethod
@@ -155,13 +157,4 @@ func (p *metricsPlugin) methodLabel(target, method string, code codes.Code) stri
 	}
 	seen[method] = true
 	return method
-}
-
-// queueTime is the time a call spent on the bus, never negative (clocks of
-// the caller's and the server's hosts differ a little).
-func queueTime(call *Call) time.Duration {
-	if call.SentAt.UnixNano() <= 0 {
-		return 0
-	}
-	return max(call.ReceivedAt.Sub(call.SentAt), 0)
 }

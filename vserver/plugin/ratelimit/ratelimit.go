@@ -1,4 +1,4 @@
-package vserver
+package ratelimit
 
 import (
 	"container/list"
@@ -15,12 +15,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-func init() { RegisterPluginBuilder("ratelimit", newRateLimit) }
+// Name is the plugin's name in the server configuration.
+const Name = "ratelimit"
 
-type rateLimitSettings struct {
+func init() { plugin.RegisterBuilder(Name, New) }
+
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// PerTarget is every target's bucket unless Targets names it; PerClient
 	// every client id's unless Clients names it. Absent: no limit.
 	PerTarget map[string]any            `json:"per_target"`
@@ -39,12 +43,13 @@ type bucketSettings struct {
 	Burst int     `json:"burst"`
 }
 
+// decodeBucket reads the bucket at key of the settings; nil when m is.
 func decodeBucket(key string, m map[string]any) (*bucketSettings, error) {
 	if m == nil {
 		return nil, nil
 	}
 	var b bucketSettings
-	if err := settings.Decode(key, m, &b); err != nil {
+	if err := plugin.DecodeSettingsAt(key, m, &b); err != nil {
 		return nil, err
 	}
 	if !(b.Rate > 0) || math.IsInf(b.Rate, 0) {
@@ -74,14 +79,17 @@ type rateLimit struct {
 	lru     list.List
 }
 
+// clientBucket is one client id's bucket, an element of the LRU list.
 type clientBucket struct {
 	id  string
 	lim *rate.Limiter
 }
 
-func newRateLimit(env PluginEnv, m map[string]any) (Plugin, error) {
-	s := rateLimitSettings{MaxClients: 10000}
-	if err := DecodeSettings(m, &s); err != nil {
+// New builds the ratelimit plugin from its settings, strictly; the
+// targets it limits are those of env.
+func New(env plugin.Env, m map[string]any) (plugin.Plugin, error) {
+	s := settings{MaxClients: 10000}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	if s.MaxClients < 1 {
@@ -129,9 +137,9 @@ func newRateLimit(env PluginEnv, m map[string]any) (Plugin, error) {
 	return rl, nil
 }
 
-// Wrap implements Plugin.
-func (rl *rateLimit) Wrap(next Handler) Handler {
-	return func(ctx context.Context, call *Call) *Result {
+// Wrap implements plugin.Plugin.
+func (rl *rateLimit) Wrap(next plugin.Handler) plugin.Handler {
+	return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 		now := time.Now()
 		var held *rate.Reservation
 		if lim := rl.targets[call.Target]; lim != nil {
@@ -158,14 +166,14 @@ func (rl *rateLimit) Wrap(next Handler) Handler {
 
 // exhausted is the refusal of a call over lim: RESOURCE_EXHAUSTED, with
 // the wait until a token is free in the message and as RetryInfo.
-func exhausted(who string, lim *rate.Limiter, wait time.Duration) *Result {
+func exhausted(who string, lim *rate.Limiter, wait time.Duration) *plugin.Result {
 	wait = max(wait, time.Millisecond).Round(time.Millisecond)
 	st := status.Newf(codes.ResourceExhausted, "vrpc: rate limit of %s (%g calls/s, burst %d) exceeded; retry after %s",
 		who, float64(lim.Limit()), lim.Burst(), wait)
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)}); err == nil {
 		st = d
 	}
-	return &Result{Status: st}
+	return &plugin.Result{Status: st}
 }
 
 // clientLimiter returns the bucket of client id, creating it on first use;
@@ -194,6 +202,8 @@ func (rl *rateLimit) clientLimiter(id string) *rate.Limiter {
 	return b.lim
 }
 
+// sortedKeys returns m's keys, sorted: settings are checked in a fixed
+// order, so the same bad file always gives the same error.
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -1,4 +1,4 @@
-package vserver
+package logger
 
 import (
 	"context"
@@ -12,27 +12,29 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 
-	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-func init() { RegisterPlugin("logger", newLogger) }
+// Name is the plugin's name in the server configuration.
+const Name = "logger"
 
-type loggerSettings struct {
+func init() { plugin.Register(Name, New) }
+
+// settings are the plugin's settings (the package doc shows them in YAML).
+type settings struct {
 	// Level: debug logs every call, info logs every call, error logs only
-	// failed calls.
+	// failed calls. Default info.
 	Level string `json:"level"`
 	// Sample is the share of successful calls logged, from 0 to 1 (0.1:
-	// about one in ten). Failed calls are always logged.
+	// about one in ten). Failed calls are always logged. Default 1.
 	Sample float64 `json:"sample"`
 }
 
-// newLogger builds the logger plugin: one line per call with the request
-// id, client id, target, method, status code, time in the queue and time
-// at the target, through go-zero's logx. When the tracing plugin runs
-// before it, the line ends with the trace id.
-func newLogger(m map[string]any) (Middleware, error) {
-	s := loggerSettings{Level: "info", Sample: 1}
-	if err := settings.Decode("settings", m, &s); err != nil {
+// New builds the logger plugin's middleware from its settings, strictly:
+// an unknown key or a value of the wrong type is an error naming the key.
+func New(m map[string]any) (plugin.Middleware, error) {
+	s := settings{Level: "info", Sample: 1}
+	if err := plugin.DecodeSettings(m, &s); err != nil {
 		return nil, err
 	}
 	if !(s.Sample >= 0 && s.Sample <= 1) {
@@ -46,8 +48,8 @@ func newLogger(m map[string]any) (Middleware, error) {
 	default:
 		return nil, fmt.Errorf("settings.level %q: want debug, info or error", s.Level)
 	}
-	return func(next Handler) Handler {
-		return func(ctx context.Context, call *Call) *Result {
+	return func(next plugin.Handler) plugin.Handler {
+		return func(ctx context.Context, call *plugin.Call) *plugin.Result {
 			res := next(ctx, call)
 			code := codes.OK
 			if res.Status != nil {
@@ -71,7 +73,7 @@ func newLogger(m map[string]any) (Middleware, error) {
 
 // callLine is the log line of a call, built without fmt: at info every
 // call is logged, so this is on the hot path.
-func callLine(sc trace.SpanContext, call *Call, code codes.Code, res *Result) string {
+func callLine(sc trace.SpanContext, call *plugin.Call, code codes.Code, res *plugin.Result) string {
 	b := make([]byte, 0, 192)
 	b = append(b, "vrpc call id="...)
 	b = append(b, call.ID...)
@@ -84,7 +86,7 @@ func callLine(sc trace.SpanContext, call *Call, code codes.Code, res *Result) st
 	b = append(b, " code="...)
 	b = append(b, code.String()...)
 	b = append(b, " queue="...)
-	b = appendDuration(b, queueTime(call))
+	b = appendDuration(b, call.QueueTime())
 	b = append(b, " target_time="...)
 	b = appendDuration(b, res.TargetTime)
 	if sc.IsValid() {

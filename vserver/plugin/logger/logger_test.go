@@ -1,4 +1,4 @@
-package vserver
+package logger
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // syncBuffer is a bytes.Buffer safe for logx's writer.
@@ -40,8 +42,8 @@ func (s *syncBuffer) lines(id string) []string {
 }
 
 // TestLogger checks the logger plugin's lines, levels and sampling. It is
-// not parallel: it swaps logx's process-wide writer, which TestMain
-// disabled, and restores it.
+// not parallel: it swaps logx's process-wide writer, and disables logx
+// again when it ends.
 func TestLogger(t *testing.T) {
 	buf := &syncBuffer{}
 	logx.SetLevel(logx.InfoLevel)
@@ -54,15 +56,17 @@ func TestLogger(t *testing.T) {
 		SpanID:  trace.SpanID{0, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
 	})
 	traced := trace.ContextWithSpanContext(context.Background(), sc)
-	ok := func(context.Context, *Call) *Result { return &Result{TargetTime: 1500 * time.Microsecond} }
-	failed := func(context.Context, *Call) *Result {
-		return &Result{Status: status.New(codes.InvalidArgument, `message "must" not be empty`)}
+	ok := func(context.Context, *plugin.Call) *plugin.Result {
+		return &plugin.Result{TargetTime: 1500 * time.Microsecond}
+	}
+	failed := func(context.Context, *plugin.Call) *plugin.Result {
+		return &plugin.Result{Status: status.New(codes.InvalidArgument, `message "must" not be empty`)}
 	}
 	tests := []struct {
 		name     string
 		settings map[string]any
 		ctx      context.Context
-		h        Handler
+		h        plugin.Handler
 		want     []string // substrings of the one line; nil: no line
 	}{
 		{"info ok", nil, context.Background(), ok, []string{
@@ -76,12 +80,12 @@ func TestLogger(t *testing.T) {
 		{"sample 0 failed", map[string]any{"sample": 0}, context.Background(), failed, []string{"code=InvalidArgument"}},
 	}
 	for i, tt := range tests {
-		mw, err := newLogger(tt.settings)
+		mw, err := New(tt.settings)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := "log-" + string(rune('a'+i))
-		mw(tt.h)(tt.ctx, &Call{ID: id, ClientID: "caller-1", Target: "demo", Method: "/demo.Demo/Ping",
+		mw(tt.h)(tt.ctx, &plugin.Call{ID: id, ClientID: "caller-1", Target: "demo", Method: "/demo.Demo/Ping",
 			SentAt: now.Add(-2 * time.Millisecond), ReceivedAt: now})
 		lines := buf.lines(id)
 		if tt.want == nil {
@@ -103,13 +107,13 @@ func TestLogger(t *testing.T) {
 
 	// sample 0.5 logs some successful calls, not all (1000 tries: the
 	// odds of all or none are 2^-1000).
-	mw, err := newLogger(map[string]any{"sample": 0.5})
+	mw, err := New(map[string]any{"sample": 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := mw(ok)
 	for range 1000 {
-		h(context.Background(), &Call{ID: "sampled", SentAt: now, ReceivedAt: now})
+		h(context.Background(), &plugin.Call{ID: "sampled", SentAt: now, ReceivedAt: now})
 	}
 	if n := len(buf.lines("sampled")); n == 0 || n == 1000 {
 		t.Errorf("sample 0.5 logged %d of 1000 calls", n)
