@@ -17,24 +17,23 @@ package vrpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 
-	"github.com/zeromicro/go-zero/core/conf"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
+	"github.com/nextpkg/vrpc/internal/version"
 	"github.com/nextpkg/vrpc/rpcbus"
-	_ "github.com/nextpkg/vrpc/rpcbus/all" // every backend, picked by rpc_bus.type
+	_ "github.com/nextpkg/vrpc/rpcbus/kafka" // the default rpc_bus.type; other buses are a blank import away
 	"github.com/nextpkg/vrpc/vclient"
 )
 
 // Version is the vRPC release.
-const Version = "0.1.0"
+const Version = version.Release
 
 // ConfigEnv names the environment variable MustInitClient reads the client
 // configuration file from when it is given none.
@@ -129,26 +128,6 @@ func clientConfig(o initOptions) (ClientConfig, error) {
 		return cfg, err
 	}
 	return cfg, nil
-}
-
-// LoadClientConfig loads client.yaml into cfg with go-zero's conf,
-// expanding ${ENV} references.
-func LoadClientConfig(file string, cfg *ClientConfig) error {
-	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
-		return fmt.Errorf("client config %s: %w", file, err)
-	}
-	cfg.SetDefaults() // for optional sections left out of the file
-	return nil
-}
-
-// LoadConfig loads server.yaml into cfg with go-zero's conf, expanding
-// ${ENV} references.
-func LoadConfig(file string, cfg *Config) error {
-	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
-		return fmt.Errorf("server config %s: %w", file, err)
-	}
-	cfg.SetDefaults() // for optional sections left out of the file
-	return nil
 }
 
 // MustInitClient is InitClient that panics on error.

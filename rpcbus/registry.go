@@ -48,14 +48,22 @@ func Types() []string {
 	return names
 }
 
+// shipped are the backends of this module, each registered by the package
+// rpcbus/<type>.
+var shipped = map[string]bool{"kafka": true, "embedded": true, "nats": true, "amqp": true, "redis": true, "mqtt": true, "memory": true}
+
 // New builds the bus cfg.Type names.
 func New(cfg Config) (Bus, error) {
 	registryMu.RLock()
 	f, ok := registry[cfg.Type]
 	registryMu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("rpc_bus.type %q is not registered (have: %s; a backend registers when its package is imported)",
-			cfg.Type, strings.Join(Types(), ", "))
+		fix := "a backend registers when its package is imported"
+		if shipped[cfg.Type] {
+			fix = fmt.Sprintf(`import _ "github.com/nextpkg/vrpc/rpcbus/%s" (or rpcbus/all, every backend) in the program`, cfg.Type)
+		}
+		return nil, fmt.Errorf("rpc_bus.type %q is not registered (have: %s): %s",
+			cfg.Type, strings.Join(Types(), ", "), fix)
 	}
 	return f(cfg)
 }

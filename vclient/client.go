@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
@@ -118,7 +118,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		c.closeBus()
 		return nil, fmt.Errorf("vclient: open reply address %s.%s on %s bus %v (timeout.connect %v): %w",
-			cfg.Topics.Response, cfg.ClientID, cfg.RpcBus.Type, cfg.RpcBus.Brokers, cfg.Timeout.Connect, err)
+			cfg.Topics.Response, cfg.ClientID, cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), cfg.Timeout.Connect, err)
 	}
 	c.inbox = inbox
 	return c, nil
@@ -276,6 +276,7 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 	}
 	topic := c.cfg.Topics.Request + "." + req.Target
 	msg := &rpcbus.Message{Value: body}
+	var bo *backoff.Backoff // made at the first failure: most calls never need it
 	for attempt := 0; ; attempt++ {
 		err := c.bus.Publish(ctx, topic, msg)
 		if errors.Is(err, rpcbus.ErrUnknownTopic) {
@@ -301,13 +302,10 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 		case errors.Is(err, rpcbus.ErrClosed) || attempt >= c.cfg.Retry.Count:
 			return status.Errorf(codes.Unavailable, "vrpc: publish to %s failed after %d attempt(s): %v", topic, attempt+1, err)
 		}
-		backoff := c.cfg.Retry.Interval << min(attempt, 6)
-		backoff = backoff/2 + rand.N(backoff/2+1) // jitter
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if bo == nil {
+			bo = backoff.New(backoff.Policy{Initial: c.cfg.Retry.Interval, Max: c.cfg.Retry.Interval << 6, Jitter: true})
+		}
+		if !bo.Wait(ctx) {
 			return notPublished(ctx, topic, err)
 		}
 	}

@@ -1,145 +1,19 @@
 package vclient
 
-import (
-	"errors"
-	"fmt"
-	"os"
-	"time"
+import "github.com/nextpkg/vrpc/vconfig"
 
-	"github.com/nextpkg/vrpc/rpcbus"
-)
+// Config is the client configuration, client.yaml; see
+// vconfig.ClientConfig, where it lives with the server's.
+type Config = vconfig.ClientConfig
 
-// Defaults of the client configuration, applied by conf.Load through the
-// struct tags and by Config.SetDefaults for configs built in Go.
+// Defaults of the client configuration; see package vconfig.
 const (
-	DefaultRequestTimeout  = 30 * time.Second
-	DefaultConnectTimeout  = 5 * time.Second
-	DefaultRetryCount      = 3
-	DefaultRetryInterval   = 100 * time.Millisecond
-	DefaultRequestTopic    = "vrpc.requests"
-	DefaultResponseTopic   = "vrpc.responses"
-	DefaultMaxMessageBytes = 4 << 20
-	DefaultMaxPending      = 100000
+	DefaultRequestTimeout  = vconfig.DefaultRequestTimeout
+	DefaultConnectTimeout  = vconfig.DefaultConnectTimeout
+	DefaultRetryCount      = vconfig.DefaultRetryCount
+	DefaultRetryInterval   = vconfig.DefaultRetryInterval
+	DefaultRequestTopic    = vconfig.DefaultRequestTopic
+	DefaultResponseTopic   = vconfig.DefaultResponseTopic
+	DefaultMaxMessageBytes = vconfig.DefaultMaxMessageBytes
+	DefaultMaxPending      = vconfig.DefaultMaxPending
 )
-
-// Config is the client configuration, client.yaml:
-//
-//	client_id: demo-client
-//	rpc_bus: {type: kafka, brokers: [localhost:9092]}
-//	timeout: {request: 30s, connect: 5s}
-//	retry: {count: 3, interval: 100ms}
-//	topics: {request: vrpc.requests, response: vrpc.responses}
-//	services: {demo.Demo: demo}
-//	debug: true
-type Config struct {
-	// ClientID identifies the caller; its replies come back on
-	// "<topics.response>.<client_id>". Default: the host name.
-	ClientID string `json:"client_id,optional"`
-	// RpcBus is the bus requests are published to.
-	RpcBus  rpcbus.Config `json:"rpc_bus"`
-	Timeout struct {
-		// Request is the deadline of a call whose context has none.
-		Request time.Duration `json:"request,default=30s"`
-		// Connect bounds opening the bus and the reply inbox at start.
-		Connect time.Duration `json:"connect,default=5s"`
-	} `json:"timeout"`
-	// Retry covers publishing a request to the bus; a request the bus has
-	// accepted is never published again.
-	Retry struct {
-		Count    int           `json:"count,default=3"`
-		Interval time.Duration `json:"interval,default=100ms"`
-	} `json:"retry"`
-	// Topics: requests for target T go to "<request>.T"; replies come back
-	// on "<response>.<client_id>".
-	Topics struct {
-		Request  string `json:",default=vrpc.requests"`
-		Response string `json:",default=vrpc.responses"`
-	} `json:"topics"`
-	// Services maps a gRPC service name, or a prefix of one ending in "."
-	// (a proto package), to the target that serves it. The interceptor uses
-	// it when the call names no target otherwise.
-	Services map[string]string `json:"services,optional"`
-	// MaxMessageBytes bounds a request's payload; larger requests fail with
-	// RESOURCE_EXHAUSTED before anything is published.
-	MaxMessageBytes int `json:"max_message_bytes,default=4194304"`
-	// MaxPending bounds the calls waiting for a reply.
-	MaxPending int `json:"max_pending,default=100000"`
-	// Debug logs every call and reply.
-	Debug bool `json:"debug,optional"`
-}
-
-// SetDefaults fills the zero fields of a config built in Go with the same
-// defaults the YAML loader applies.
-func (c *Config) SetDefaults() {
-	if c.ClientID == "" {
-		c.ClientID = defaultClientID()
-	}
-	if c.RpcBus.Type == "" {
-		c.RpcBus.Type = "kafka"
-	}
-	if c.Timeout.Request == 0 {
-		c.Timeout.Request = DefaultRequestTimeout
-	}
-	if c.Timeout.Connect == 0 {
-		c.Timeout.Connect = DefaultConnectTimeout
-	}
-	if c.Retry.Interval == 0 {
-		c.Retry.Interval = DefaultRetryInterval
-	}
-	if c.Topics.Request == "" {
-		c.Topics.Request = DefaultRequestTopic
-	}
-	if c.Topics.Response == "" {
-		c.Topics.Response = DefaultResponseTopic
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = DefaultMaxPending
-	}
-}
-
-// Validate reports the first invalid value, naming its YAML key. go-zero's
-// conf.Load calls it after loading.
-func (c *Config) Validate() error {
-	errs := []error{
-		rpcbus.CheckName("client_id", c.ClientID),
-		rpcbus.CheckName("topics.request", c.Topics.Request),
-		rpcbus.CheckName("topics.response", c.Topics.Response),
-	}
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Timeout.Request < 0 {
-		bad("timeout.request %v: must be positive", c.Timeout.Request)
-	}
-	if c.Timeout.Connect < 0 {
-		bad("timeout.connect %v: must be positive", c.Timeout.Connect)
-	}
-	if c.Retry.Count < 0 {
-		bad("retry.count %d: must be 0 or more", c.Retry.Count)
-	}
-	if c.Retry.Interval < 0 {
-		bad("retry.interval %v: must be positive", c.Retry.Interval)
-	}
-	for svc, target := range c.Services {
-		if target == "" {
-			bad("services.%s: empty target name", svc)
-		}
-		errs = append(errs, rpcbus.CheckName("services."+svc, target))
-	}
-	if c.MaxMessageBytes < 0 {
-		bad("max_message_bytes %d: must be positive", c.MaxMessageBytes)
-	}
-	if c.MaxPending < 0 {
-		bad("max_pending %d: must be positive", c.MaxPending)
-	}
-	return errors.Join(errs...)
-}
-
-func defaultClientID() string {
-	host, err := os.Hostname()
-	if err != nil || !rpcbus.ValidName(host) {
-		return "vrpc-client"
-	}
-	return host
-}

@@ -19,7 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/version"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -75,7 +75,7 @@ func (s *Server) pluginEnv() PluginEnv {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider, Version: vrpc.Version}
+	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider, Version: version.Release}
 }
 
 func (s *Server) subscription() rpcbus.Subscription {
@@ -194,7 +194,7 @@ func (t *target) up() bool {
 	return true
 }
 
-// DebugInfo is the JSON document of /debug/vrpc.
+// DebugInfo is the JSON document of /debug/vconfig.
 type DebugInfo struct {
 	Server      string                     `json:"server"`
 	Version     string                     `json:"version"`
@@ -252,7 +252,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 	st := s.Stats()
 	info := DebugInfo{
 		Server:      s.cfg.Name,
-		Version:     vrpc.Version,
+		Version:     version.Release,
 		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses()},
 		Topics:      s.Topics(),
 		InFlight:    s.busy.Load(),
@@ -356,7 +356,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	st := s.Stats()
-	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.cfg.Name, vrpc.Version)
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.cfg.Name, version.Release)
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.busy.Load()))
 	ch <- prometheus.MustNewConstMetric(c.maxInFlight, prometheus.GaugeValue, float64(s.cfg.MaxInFlight))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // RedisDedup is a DedupStore in Redis, shared by every server that uses
@@ -64,7 +64,7 @@ func (r *RedisDedup) Release(ctx context.Context, key string) error {
 }
 
 // newDedupStore builds the store dedup names; nil for none.
-func newDedupStore(c vrpc.DedupConf) (DedupStore, error) {
+func newDedupStore(c vconfig.DedupConf) (DedupStore, error) {
 	switch c.Store {
 	case "none":
 		return nil, nil

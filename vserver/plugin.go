@@ -6,7 +6,7 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/vconfig"
 	"github.com/nextpkg/vrpc/vserver/plugin"
 	"github.com/nextpkg/vrpc/vserver/plugin/auth"
 	"github.com/nextpkg/vrpc/vserver/plugin/tracing"
@@ -91,7 +91,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 type builtPlugin = plugin.Built
 
 // chain builds the enabled plugins around h, the first listed outermost.
-func chain(env PluginEnv, confs []vrpc.PluginConf, h Handler) (Handler, []builtPlugin, error) {
+func chain(env PluginEnv, confs []vconfig.PluginConf, h Handler) (Handler, []builtPlugin, error) {
 	pcs := make([]plugin.Conf, len(confs))
 	for i, c := range confs {
 		pcs[i] = plugin.Conf{Name: c.Name, Enabled: c.Enabled, Settings: c.Settings}

@@ -20,13 +20,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // Server forwards the requests of its targets from the bus to the targets.
 type Server struct {
-	cfg     vrpc.Config
+	cfg     vconfig.Config
 	bus     rpcbus.Bus
 	ownsBus bool
 	targets map[string]*target
@@ -85,9 +85,9 @@ func WithBus(bus rpcbus.Bus) Option {
 
 // NewServer checks cfg, builds the plugin chain, opens the bus and creates
 // (but does not yet dial) a gRPC conn per target.
-func NewServer(cfg *vrpc.Config, opts ...Option) (*Server, error) {
+func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 	c := *cfg
-	c.Targets = make(map[string]vrpc.Target, len(cfg.Targets))
+	c.Targets = make(map[string]vconfig.Target, len(cfg.Targets))
 	for k, v := range cfg.Targets {
 		c.Targets[k] = v
 	}
@@ -200,7 +200,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	close(s.ready)
-	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, s.cfg.RpcBus.Brokers)
+	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers))
 	<-s.quit
 	s.shutdown()
 	close(s.done)

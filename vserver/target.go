@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/codec/schema"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // target is one configured gRPC service and the conn to it.
@@ -42,9 +42,9 @@ type target struct {
 	lastRedial time.Time
 }
 
-func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
+func newTarget(name string, t vconfig.Target, maxMsg int) (*target, error) {
 	timeout, _ := time.ParseDuration(t.Timeout) // checked by Validate
-	ts, err := vrpc.ParseTargetSettings(name, t.Settings)
+	ts, err := vconfig.ParseTargetSettings(name, t.Settings)
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +89,13 @@ func newTarget(name string, t vrpc.Target, maxMsg int) (*target, error) {
 }
 
 // retryPolicy is the gRPC service config of the retries of a target's
-// idempotent methods (see vrpc.TargetSettings): whatever the target may
+// idempotent methods (see vconfig.TargetSettings): whatever the target may
 // have done, after UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED, INTERNAL or
 // UNKNOWN. grpc-go backs off exponentially with jitter and never retries
 // past the call's deadline. The other methods are retried by the server
 // itself, and only when the call never reached the target (see
 // Server.invoke).
-func retryPolicy(ts vrpc.TargetSettings) string {
+func retryPolicy(ts vconfig.TargetSettings) string {
 	var names []map[string]string
 	for _, m := range ts.IdempotentMethods {
 		svc, method, _ := strings.Cut(strings.TrimPrefix(m, "/"), "/")

@@ -24,8 +24,8 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/rpcbus"
+	_ "github.com/nextpkg/vrpc/rpcbus/all" // a deployment picks any bus by rpc_bus.type
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
-	_ "github.com/nextpkg/vrpc/rpcbus/memory" // rpc_bus.type memory
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
+	_ "github.com/nextpkg/vrpc/rpcbus/all" // the tests pick any bus by rpc_bus.type
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"

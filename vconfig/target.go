@@ -1,4 +1,4 @@
-package vrpc
+package vconfig
 
 import (
 	"crypto/tls"

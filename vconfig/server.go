@@ -1,0 +1,225 @@
+package vconfig
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+// Defaults of the server configuration, applied by conf.Load through the
+// struct tags and by Config.SetDefaults for configs built in Go.
+const (
+	DefaultServerName     = "vrpc-server"
+	DefaultTargetTimeout  = "30s"
+	DefaultMaxInFlight    = 1024
+	DefaultMaxMessageSize = 4 << 20
+	DefaultDrainTimeout   = 30 * time.Second
+	DefaultDedupSize      = 100000
+	DefaultDedupTTL       = 10 * time.Minute
+)
+
+// Config is the server configuration, server.yaml. See README.md for every
+// key; vserver.NewServer takes it (and the root package names it
+// vrpc.Config).
+type Config struct {
+	// Name is the server's consumer group: servers with the same name
+	// share the requests of their targets.
+	Name string `json:"name,default=vrpc-server"`
+	// Host and Port are the admin HTTP address (/healthz, /readyz,
+	// /metrics, /debug/vrpc). In YAML
+	// port defaults to 8080; in Go, port 0 picks a free port and a negative
+	// port disables the admin endpoint.
+	Host string `json:"host,default=0.0.0.0"`
+	Port int    `json:"port,default=8080"`
+	// RpcServerConf is the server's own gRPC listener (grpc.health.v1).
+	RpcServerConf RpcServerConf `json:"rpc_server_conf,optional"`
+	// RpcBus is the bus requests are consumed from.
+	RpcBus rpcbus.Config `json:"rpc_bus"`
+	// Topics: the server consumes "<request>.<target>" for each target.
+	// Response is the prefix clients use for their reply addresses; servers
+	// reply to the address each request carries.
+	Topics struct {
+		Request  string `json:",default=vrpc.requests"`
+		Response string `json:",default=vrpc.responses"`
+	} `json:"topics"`
+	// Targets are the gRPC services this server forwards to, by name.
+	Targets map[string]Target `json:"targets"`
+	// Plugins wrap every forwarded call, in the order listed.
+	Plugins []PluginConf `json:"plugins,optional"`
+	// MaxInFlight bounds the requests being forwarded at once.
+	MaxInFlight int `json:"max_in_flight,default=1024"`
+	// MaxMessageSize bounds request and reply payloads (gRPC's default 4 MiB).
+	MaxMessageSize int `json:"max_message_size,default=4194304"`
+	// DrainTimeout bounds how long Stop waits for in-flight calls.
+	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
+	// Dedup makes a request delivered again answered from its stored reply
+	// instead of calling the target twice.
+	Dedup DedupConf `json:"dedup"`
+}
+
+// DedupConf is dedup: where a server remembers the requests it served.
+type DedupConf struct {
+	// Store is memory (this server only), redis (shared by the servers of
+	// a target: use it when several serve one), or none.
+	Store string `json:"store,default=memory,options=memory|redis|none"`
+	// Size bounds the requests the memory store remembers.
+	Size int `json:"size,default=100000"`
+	// TTL is how long a reply is remembered.
+	TTL time.Duration `json:"ttl,default=10m"`
+	// Redis is the redis store's server.
+	Redis RedisConf `json:"redis,optional"`
+}
+
+// RedisConf is dedup.redis.
+type RedisConf struct {
+	Addr     string `json:"addr,default=127.0.0.1:6379"`
+	Password string `json:"password,optional"`
+	DB       int    `json:"db,optional"`
+	// Prefix is prepended to every key.
+	Prefix string `json:"prefix,default=vrpc:dedup:"`
+}
+
+// RpcServerConf is rpc_server_conf: the server's own gRPC endpoint.
+type RpcServerConf struct {
+	// ListenOn is host:port; empty disables the listener.
+	ListenOn string `json:"listen_on,optional"`
+}
+
+// Target is one gRPC service a server forwards to.
+type Target struct {
+	// Endpoint is the target's address, host:port or any grpc-go target
+	// such as dns:///svc:8081.
+	Endpoint string `json:"endpoint"`
+	// Timeout caps the time the server gives one call to the target, such
+	// as "30s"; the caller's remaining deadline applies when shorter.
+	Timeout string `json:"timeout,default=30s"`
+	// Settings: max_retries (retries of UNAVAILABLE with backoff, default 0).
+	Settings map[string]any `json:"settings,optional"`
+}
+
+// PluginConf is one entry of plugins. In YAML enabled defaults to true; in
+// Go, set Enabled: true (the zero value leaves the plugin off).
+type PluginConf struct {
+	Name     string         `json:"name"`
+	Enabled  bool           `json:"enabled,default=true"`
+	Settings map[string]any `json:"settings,optional"`
+}
+
+// SetDefaults fills the zero fields of a config built in Go with the same
+// defaults the YAML loader applies (except Port: see Config.Port).
+func (c *Config) SetDefaults() {
+	if c.Name == "" {
+		c.Name = DefaultServerName
+	}
+	if c.RpcBus.Type == "" {
+		c.RpcBus.Type = "kafka"
+	}
+	if c.Topics.Request == "" {
+		c.Topics.Request = DefaultRequestTopic
+	}
+	if c.Topics.Response == "" {
+		c.Topics.Response = DefaultResponseTopic
+	}
+	for name, t := range c.Targets {
+		if t.Timeout == "" {
+			t.Timeout = DefaultTargetTimeout
+			c.Targets[name] = t
+		}
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Dedup.Store == "" {
+		c.Dedup.Store = "memory"
+	}
+	if c.Dedup.Size == 0 {
+		c.Dedup.Size = DefaultDedupSize
+	}
+	if c.Dedup.TTL == 0 {
+		c.Dedup.TTL = DefaultDedupTTL
+	}
+	if c.Dedup.Redis.Addr == "" {
+		c.Dedup.Redis.Addr = "127.0.0.1:6379"
+	}
+	if c.Dedup.Redis.Prefix == "" {
+		c.Dedup.Redis.Prefix = "vrpc:dedup:"
+	}
+}
+
+// Validate reports every invalid value, naming its YAML key. go-zero's
+// conf.Load calls it after loading.
+func (c *Config) Validate() error {
+	errs := []error{
+		rpcbus.CheckName("name", c.Name),
+		rpcbus.CheckName("topics.request", c.Topics.Request),
+		rpcbus.CheckName("topics.response", c.Topics.Response),
+	}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Port > 65535 {
+		bad("port %d: must be at most 65535", c.Port)
+	}
+	if c.RpcServerConf.ListenOn != "" {
+		if _, _, err := net.SplitHostPort(c.RpcServerConf.ListenOn); err != nil {
+			bad("rpc_server_conf.listen_on %q: want host:port (%v)", c.RpcServerConf.ListenOn, err)
+		}
+	}
+	if len(c.Targets) == 0 {
+		bad("targets: none configured; add at least one, e.g. targets: {demo: {endpoint: localhost:8081}}")
+	}
+	names := make([]string, 0, len(c.Targets))
+	for name := range c.Targets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := c.Targets[name]
+		errs = append(errs, rpcbus.CheckName("targets."+name, name))
+		if t.Endpoint == "" {
+			bad("targets.%s.endpoint: missing; set the target's gRPC address, e.g. localhost:8081", name)
+		}
+		if t.Timeout != "" {
+			if d, err := time.ParseDuration(t.Timeout); err != nil || d <= 0 {
+				bad("targets.%s.timeout %q: want a positive duration such as 30s", name, t.Timeout)
+			}
+		}
+		if _, err := ParseTargetSettings(name, t.Settings); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, p := range c.Plugins {
+		if p.Name == "" {
+			bad("plugins[%d].name: missing", i)
+		}
+	}
+	if c.MaxInFlight < 0 {
+		bad("max_in_flight %d: must be positive", c.MaxInFlight)
+	}
+	if c.MaxMessageSize < 0 {
+		bad("max_message_size %d: must be positive", c.MaxMessageSize)
+	}
+	if c.DrainTimeout < 0 {
+		bad("drain_timeout %v: must be positive", c.DrainTimeout)
+	}
+	switch c.Dedup.Store {
+	case "", "memory", "redis", "none":
+	default:
+		bad("dedup.store %q: want memory, redis or none", c.Dedup.Store)
+	}
+	if c.Dedup.Size < 0 {
+		bad("dedup.size %d: must be positive", c.Dedup.Size)
+	}
+	if c.Dedup.TTL < 0 {
+		bad("dedup.ttl %v: must be positive", c.Dedup.TTL)
+	}
+	return errors.Join(errs...)
+}
