@@ -22,6 +22,7 @@ import (
 	"github.com/nextpkg/vrpc/example/plugin/stamp"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
+	_ "github.com/nextpkg/vrpc/rpcbus/memory" // rpc_bus.type memory in the YAML test
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
