@@ -110,7 +110,7 @@ func (e *e2e) clientConfig(clientID string) vclient.Config {
 // own, closed when t ends.
 func (e *e2e) newClient(t testing.TB, clientID string) *vclient.Client {
 	t.Helper()
-	return startClient(t, e.clientConfig(clientID))
+	return StartClient(t, e.clientConfig(clientID))
 }
 
 // caller is one way an application calls a target through vRPC: conn

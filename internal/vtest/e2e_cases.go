@@ -310,7 +310,7 @@ func testUnknownTarget(t *testing.T, e *e2e) {
 func testServicesTable(t *testing.T, e *e2e) {
 	cfg := e.clientConfig("e2e-services")
 	cfg.Services = map[string]string{"demo.": "demo"}
-	c := startClient(t, cfg)
+	c := StartClient(t, cfg)
 	conn := dial(t, "passthrough:///"+unreachable, grpc.WithUnaryInterceptor(c.UnaryClientInterceptor()))
 	resp, err := ping(testContext(t), conn, "table")
 	if err != nil || resp.Message != "table" || resp.ServedBy != demoName {
