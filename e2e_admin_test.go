@@ -10,17 +10,18 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/vtest"
 )
 
 // TestAdminEndpoints: host:port serves /healthz and /readyz, and
 // rpc_server_conf.listen_on serves grpc.health.v1.
 func TestAdminEndpoints(t *testing.T) {
-	bus := startKafka(t)
-	_, addr := startTarget(t, "t1")
-	cfg := serverConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}})
+	bus := vtest.StartKafka(t)
+	addr := vtest.StartDemo(t, "t1")
+	cfg := vtest.ServerConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}})
 	cfg.Host, cfg.Port = "127.0.0.1", 0
 	cfg.RpcServerConf.ListenOn = "127.0.0.1:0"
-	s := startServer(t, cfg)
+	s := vtest.StartServer(t, cfg)
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get("http://" + s.AdminAddr() + path)

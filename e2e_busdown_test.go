@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
@@ -25,11 +26,11 @@ func TestBusDownIsUnavailable(t *testing.T) {
 	}
 	t.Cleanup(broker.Close)
 	bus := rpcbus.Config{Type: "kafka", Brokers: []string{broker.Addr()}}
-	_, addr := startTarget(t, "t1")
-	cfg := serverConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}})
+	addr := vtest.StartDemo(t, "t1")
+	cfg := vtest.ServerConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}})
 	cfg.DrainTimeout = time.Second // its broker is gone when it stops
-	startServer(t, cfg)
-	c := newClient(t, bus, "c1")
+	vtest.StartServer(t, cfg)
+	c := vtest.NewClient(t, bus, "c1")
 	conn := vclient.NewConn(c, "demo")
 	if _, err := ping(testContext(t), conn, "before"); err != nil {
 		t.Fatal(err)

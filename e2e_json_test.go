@@ -23,7 +23,9 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/example/demo/demoserver"
 	"github.com/nextpkg/vrpc/internal/testpb"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -47,7 +49,7 @@ func startKitchen(t *testing.T, noReflection bool) string {
 	}
 	srv := grpc.NewServer()
 	testpb.RegisterKitchenServer(srv, kitchen{})
-	demo.RegisterDemoServer(srv, &target{name: "kitchen", seen: map[string]int{}, release: make(chan struct{})})
+	demo.RegisterDemoServer(srv, &demoserver.Server{Name: "kitchen"})
 	if !noReflection {
 		reflection.Register(srv)
 	}
@@ -97,9 +99,9 @@ func wantKitchen(t *testing.T) *testpb.Sink {
 // JSON. The Any holds a type (demo.Request) that the method's own files do
 // not import: the server learns it from the target's reflection.
 func TestJSONTranscoding(t *testing.T) {
-	bus := startKafka(t)
-	startServer(t, serverConfig(bus, map[string]vrpc.Target{"kitchen": {Endpoint: startKitchen(t, false)}}))
-	c := newClient(t, bus, "c1")
+	bus := vtest.StartKafka(t)
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"kitchen": {Endpoint: startKitchen(t, false)}}))
+	c := vtest.NewClient(t, bus, "c1")
 	ctx := testContext(t)
 
 	for _, method := range []string{"Echo", "vrpc.test.Kitchen/Echo", "/vrpc.test.Kitchen/Echo"} {
@@ -131,9 +133,9 @@ func TestJSONTranscoding(t *testing.T) {
 }
 
 func TestJSONErrors(t *testing.T) {
-	bus := startKafka(t)
-	startServer(t, serverConfig(bus, map[string]vrpc.Target{"kitchen": {Endpoint: startKitchen(t, false)}}))
-	c := newClient(t, bus, "c1")
+	bus := vtest.StartKafka(t)
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"kitchen": {Endpoint: startKitchen(t, false)}}))
+	c := vtest.NewClient(t, bus, "c1")
 	ctx := testContext(t)
 
 	cases := []struct {
@@ -174,15 +176,15 @@ func TestJSONErrors(t *testing.T) {
 // TestJSONWithDescriptorSet: a target without server reflection is called
 // with JSON through a descriptor set named in its settings.
 func TestJSONWithDescriptorSet(t *testing.T) {
-	bus := startKafka(t)
+	bus := vtest.StartKafka(t)
 	addr := startKitchen(t, true)
 	set := filepath.Join(t.TempDir(), "kitchen.pb")
 	writeDescriptorSet(t, set, testpb.File_kitchen_proto, demo.File_demo_proto)
-	startServer(t, serverConfig(bus, map[string]vrpc.Target{
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{
 		"with-set": {Endpoint: addr, Settings: map[string]any{"descriptor_set": set}},
 		"without":  {Endpoint: addr},
 	}))
-	c := newClient(t, bus, "c1")
+	c := vtest.NewClient(t, bus, "c1")
 	ctx := testContext(t)
 
 	resp, err := c.Call(ctx, "with-set", "Echo", []byte(kitchenJSON), nil)

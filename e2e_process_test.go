@@ -6,11 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 )
@@ -24,10 +24,10 @@ const (
 // binary again) with the same client_id as a client here; both make calls
 // at the same time and each must get exactly its own replies.
 func TestTwoProcessesSameClientID(t *testing.T) {
-	bus := startKafka(t)
-	_, addr := startTarget(t, "t1")
-	startServer(t, serverConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}}))
-	local := newClient(t, bus, "shared")
+	bus := vtest.StartKafka(t)
+	addr := vtest.StartDemo(t, "t1")
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"demo": {Endpoint: addr}}))
+	local := vtest.NewClient(t, bus, "shared")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -38,7 +38,7 @@ func TestTwoProcessesSameClientID(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := callMany(ctx, local, "local", helperCalls); err != nil {
+	if err := vtest.CallMany(ctx, vclient.NewConn(local, "demo"), "local", helperCalls, "t1"); err != nil {
 		t.Error(err)
 	}
 	if err := cmd.Wait(); err != nil {
@@ -63,32 +63,8 @@ func TestHelperClientProcess(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	if err := callMany(ctx, c, "remote", helperCalls); err != nil {
+	if err := vtest.CallMany(ctx, vclient.NewConn(c, "demo"), "remote", helperCalls, "t1"); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("helper ok %d\n", helperCalls)
-}
-
-// callMany makes n concurrent calls with distinct messages and checks each
-// reply is the caller's own.
-func callMany(ctx context.Context, c *vclient.Client, prefix string, n int) error {
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg := fmt.Sprintf("%s-%d", prefix, i)
-			resp, err := ping(ctx, vclient.NewConn(c, "demo"), msg)
-			if err == nil && resp.Message != msg {
-				err = fmt.Errorf("%s got reply %q", msg, resp.Message)
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs // nil when the channel is empty
 }

@@ -13,17 +13,34 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
-	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/internal/inproc"
 )
+
+// startDeployment runs a whole deployment in this process for the
+// examples: the in-memory bus, a vRPC server serving target "demo", and
+// the demo gRPC target behind it (served_by "demo-target"). It returns the
+// client configuration that reaches it; a real program names its bus, say
+//
+//	vrpc.ClientConfig{
+//		ClientID: "demo-client",
+//		RpcBus:   rpcbus.Config{Type: "kafka", Brokers: []string{"localhost:9092"}},
+//	}
+func startDeployment() (cfg vrpc.ClientConfig, stop func()) {
+	d, err := inproc.Start(context.Background(), inproc.Options{Bus: inproc.BusMemory, Target: "demo"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return d.ClientConfig("demo-client"), func() { _ = d.Close() }
+}
 
 // MustInitClient opens the process-wide client once, at start-up. Given no
 // option it loads $VRPC_CLIENT_CONFIG, client.yaml or etc/client.yaml;
 // here the configuration is given in Go.
 func ExampleMustInitClient() {
-	vrpc.MustInitClient(vrpc.WithConfig(vrpc.ClientConfig{
-		ClientID: "demo-client",
-		RpcBus:   rpcbus.Config{Type: "kafka", Brokers: []string{"localhost:9092"}},
-	}))
+	cfg, stop := startDeployment()
+	defer stop()
+
+	vrpc.MustInitClient(vrpc.WithConfig(cfg))
 	defer vrpc.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -42,32 +59,39 @@ func ExampleMustInitClient() {
 	if err := proto.Unmarshal(resp.Payload, &reply); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(reply.Message)
+	fmt.Println(reply.Message, reply.ServedBy)
 
 	// Or with generated stubs, and no grpc.ClientConn at all:
-	r, err := demo.NewDemoClient(vrpc.NewConn("demo")).Ping(ctx, &demo.Request{Message: "hi"})
+	r, err := demo.NewDemoClient(vrpc.NewConn("demo")).Ping(ctx, &demo.Request{Message: "hello"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(r.Message)
+	fmt.Println(r.Message, r.ServedBy)
+	// Output:
+	// hi demo-target
+	// hello demo-target
 }
 
 // Interceptor keeps a program's gRPC client code as it is: its unary calls
 // go over the bus. A "vrpc:///<target>" conn names the target and is ready
 // at once, even with go-zero's blocking dial.
 func ExampleInterceptor() {
-	vrpc.MustInitClient() // client.yaml
+	cfg, stop := startDeployment()
+	defer stop()
+	// With no option, MustInitClient reads client.yaml.
+	vrpc.MustInitClient(vrpc.WithConfig(cfg))
 	defer vrpc.Close()
 
 	c := zrpc.MustNewClient(zrpc.RpcClientConf{Target: "vrpc:///demo"},
 		zrpc.WithUnaryClientInterceptor(vrpc.Interceptor()))
+	defer c.Conn().Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	reply, err := demo.NewDemoClient(c.Conn()).Ping(ctx, &demo.Request{Message: "hi"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(reply.Message)
+	fmt.Println(reply.Message, reply.ServedBy)
 
 	// A plain grpc-go conn to the target's real (maybe unreachable)
 	// address works too; WithTarget names the target.
@@ -78,7 +102,12 @@ func ExampleInterceptor() {
 		log.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := demo.NewDemoClient(conn).Ping(ctx, &demo.Request{Message: "hi"}); err != nil {
+	reply, err = demo.NewDemoClient(conn).Ping(ctx, &demo.Request{Message: "hello"})
+	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println(reply.Message, reply.ServedBy)
+	// Output:
+	// hi demo-target
+	// hello demo-target
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
 	_ "github.com/nextpkg/vrpc/rpcbus/all" // every rpc_bus.type, in this process and the server processes
 	"github.com/nextpkg/vrpc/vclient"
@@ -168,16 +169,7 @@ func (b *testBus) client(t testing.TB, id string) *vclient.Client {
 	t.Helper()
 	cfg := vclient.Config{ClientID: "faults-" + b.unique + "-" + id, RpcBus: b.cfg}
 	cfg.Topics.Request, cfg.Topics.Response = b.requests, b.responses
-	c, err := vclient.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Errorf("client Close: %v", err)
-		}
-	})
-	return c
+	return vtest.StartClient(t, cfg)
 }
 
 // requestTopic is the topic the bus's clients send target's requests to.

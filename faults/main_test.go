@@ -23,6 +23,7 @@ import (
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/faults"
 	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -104,27 +105,7 @@ func startTarget(t testing.TB, tgt *faults.Target) *faults.Serving {
 }
 
 // startServer runs a server in this process until the test ends.
-func startServer(t testing.TB, cfg *vrpc.Config) *vserver.Server {
-	t.Helper()
-	s, err := vserver.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Start() }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if err := <-errc; err != nil {
-			t.Errorf("Start returned %v after Stop", err)
-		}
-	})
-	return s
-}
+var startServer = vtest.StartServer
 
 // redisAddr returns the machine's Redis, or skips (fails under CI) when it
 // is not reachable.

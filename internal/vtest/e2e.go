@@ -28,9 +28,10 @@ type E2EOptions struct {
 	// own, so that they never see each other's messages and the backend's
 	// test can delete what the run left. Required.
 	Prefix string
-	// OnServer, when set, is called with the configuration of the suite's
-	// server before it starts, for a backend's test to note what the server
-	// will declare on the broker (AMQP queues, say) and delete it later.
+	// OnServer, when set, is called with the configuration of each server
+	// the suite starts, before it starts, for a backend's test to note what
+	// the server will declare on the broker (AMQP queues, say) and delete
+	// it later. Every server's name starts with Prefix.
 	OnServer func(cfg *vrpc.Config)
 }
 
@@ -40,9 +41,10 @@ type E2EOptions struct {
 // application can, each client and the server with a bus connection of its
 // own as separate processes would have. bus is how they reach the broker.
 //
-// The subtests share the server and run one after another, so that the
-// floods of calls some of them make never blur what another measures. They
-// stop the server, targets and clients when t ends; what a run leaves on
+// The subtests share the server (those about servers start more of their
+// own) and run one after another, so that the floods of calls some of them
+// make never blur what another measures. They stop the servers, targets
+// and clients when t ends; what a run leaves on
 // the broker is for the caller to delete (see E2EOptions).
 func RunEndToEnd(t *testing.T, bus rpcbus.Config, o E2EOptions) {
 	t.Helper()
@@ -50,22 +52,19 @@ func RunEndToEnd(t *testing.T, bus rpcbus.Config, o E2EOptions) {
 		t.Fatalf("vtest: E2EOptions.Prefix %q: want letters, digits, '.', '_' and '-', unique to the run", o.Prefix)
 	}
 	e := &e2e{bus: bus, o: o}
-	demoAddr := startDemo(t)
+	demoAddr := StartDemo(t, demoName)
 	var probeAddr string
-	e.probe, probeAddr = startProbe(t)
+	e.probe, probeAddr = startProbe(t, probeName)
 
-	cfg := &vrpc.Config{Name: o.Prefix + "-server", Port: -1, RpcBus: bus, Targets: map[string]vrpc.Target{
+	StartServer(t, e.serverConfig("server", map[string]vrpc.Target{
 		"demo": {Endpoint: demoAddr},
 		// Longer than any caller's deadline, which is the one that counts.
 		"probe": {Endpoint: probeAddr, Timeout: "1h"},
 		// Shorter than the caller's: it caps the call.
 		"capped": {Endpoint: probeAddr, Timeout: "2s"},
-	}}
-	cfg.Topics.Request, cfg.Topics.Response = e.topics()
-	if o.OnServer != nil {
-		o.OnServer(cfg)
-	}
-	StartServer(t, cfg)
+		// Nothing listens there.
+		"down": {Endpoint: unreachable},
+	}))
 	t.Cleanup(e.probe.unblock) // before the server stops: it drains at once
 	e.client = e.newClient(t, "e2e-client")
 
@@ -88,13 +87,30 @@ func (e *e2e) topics() (request, response string) {
 	return e.o.Prefix + ".requests", e.o.Prefix + ".responses"
 }
 
+// serverConfig is the configuration of a server of the run, named
+// "<Prefix>-<name>" (servers of one name share their targets' requests),
+// forwarding to targets. OnServer has seen it.
+func (e *e2e) serverConfig(name string, targets map[string]vrpc.Target) *vrpc.Config {
+	cfg := &vrpc.Config{Name: e.o.Prefix + "-" + name, Port: -1, RpcBus: e.bus, Targets: targets}
+	cfg.Topics.Request, cfg.Topics.Response = e.topics()
+	if e.o.OnServer != nil {
+		e.o.OnServer(cfg)
+	}
+	return cfg
+}
+
+// clientConfig is the configuration of a client of the run.
+func (e *e2e) clientConfig(clientID string) vclient.Config {
+	cfg := vclient.Config{ClientID: clientID, RpcBus: e.bus}
+	cfg.Topics.Request, cfg.Topics.Response = e.topics()
+	return cfg
+}
+
 // newClient opens another client of the run, on a bus connection of its
 // own, closed when t ends.
 func (e *e2e) newClient(t testing.TB, clientID string) *vclient.Client {
 	t.Helper()
-	cfg := vclient.Config{ClientID: clientID, RpcBus: e.bus}
-	cfg.Topics.Request, cfg.Topics.Response = e.topics()
-	return startClient(t, cfg)
+	return StartClient(t, e.clientConfig(clientID))
 }
 
 // caller is one way an application calls a target through vRPC: conn
@@ -103,6 +119,10 @@ type caller struct {
 	name string
 	conn func(t *testing.T, c *vclient.Client, target string) grpc.ClientConnInterface
 }
+
+// unreachable is an address where nothing listens: a conn to it that
+// works shows the call went over the bus.
+const unreachable = "127.0.0.1:1"
 
 // callers are every way an application calls a target through vRPC.
 var callers = []caller{
@@ -116,7 +136,7 @@ var callers = []caller{
 	}},
 	// The conn's address is unreachable: the call never goes to it.
 	{"InterceptorWithTarget", func(t *testing.T, c *vclient.Client, target string) grpc.ClientConnInterface {
-		return dial(t, "passthrough:///127.0.0.1:1", grpc.WithUnaryInterceptor(c.UnaryClientInterceptor(vclient.WithTarget(target))))
+		return dial(t, "passthrough:///"+unreachable, grpc.WithUnaryInterceptor(c.UnaryClientInterceptor(vclient.WithTarget(target))))
 	}},
 	// No interceptor: the call goes over gRPC to the client's loopback
 	// endpoint, and from there over the bus.
@@ -158,4 +178,23 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// envelopeBudget bounds what a request's envelope (ids, method, reply
+// address, deadline, metadata) adds to the payload in the suite's calls.
+const envelopeBudget = 4 << 10
+
+// busMaxPayload is the largest message the bus carries when the bus says so
+// (a MaxPayload method, as NATS has: its server's max_payload), else 0.
+func (e *e2e) busMaxPayload(t *testing.T) int {
+	t.Helper()
+	b, err := rpcbus.New(e.bus)
+	if err != nil {
+		t.Fatalf("opening the bus to read its limit: %v", err)
+	}
+	defer func() { _ = b.Close() }()
+	if m, ok := b.(interface{ MaxPayload() int }); ok {
+		return m.MaxPayload()
+	}
+	return 0
 }

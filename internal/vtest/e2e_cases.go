@@ -16,8 +16,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vserver"
 )
 
 // e2eCases are RunEndToEnd's subtests, in the order they run.
@@ -34,8 +36,14 @@ var e2eCases = []struct {
 	{"DeadlineExceeded", testDeadlineExceeded},
 	{"Canceled", testCanceled},
 	{"UnknownTarget", testUnknownTarget},
+	{"ServicesTable", testServicesTable},
+	{"UnreachableTarget", testUnreachableTarget},
+	{"Streaming", testStreaming},
+	{"PayloadLimits", testPayloadLimits},
 	{"ReplyRouting", testReplyRouting},
 	{"Concurrent", testConcurrent},
+	{"TargetRouting", testTargetRouting},
+	{"GracefulStop", testGracefulStop},
 }
 
 // testEcho: every way of calling reaches the demo target and brings back
@@ -277,7 +285,8 @@ func testCanceled(t *testing.T, e *e2e) {
 }
 
 // testUnknownTarget: a call to a target no server serves fails with
-// UNIMPLEMENTED naming it; it does not wait for its deadline.
+// UNIMPLEMENTED naming it; it does not wait for its deadline. So does a
+// call through the interceptor that names no target at all.
 func testUnknownTarget(t *testing.T, e *e2e) {
 	for _, cl := range callers {
 		t.Run(cl.name, func(t *testing.T) {
@@ -287,6 +296,89 @@ func testUnknownTarget(t *testing.T, e *e2e) {
 			}
 		})
 	}
+	t.Run("NoTarget", func(t *testing.T) {
+		conn := dial(t, "passthrough:///"+unreachable, grpc.WithUnaryInterceptor(e.client.UnaryClientInterceptor()))
+		if _, err := ping(testContext(t), conn, "x"); status.Code(err) != codes.Unimplemented {
+			t.Errorf("want UNIMPLEMENTED, got %v", err)
+		}
+	})
+}
+
+// testServicesTable: the client's services table names the target of a
+// call whose conn and interceptor name none, by the prefix of its
+// service's full name.
+func testServicesTable(t *testing.T, e *e2e) {
+	cfg := e.clientConfig("e2e-services")
+	cfg.Services = map[string]string{"demo.": "demo"}
+	c := StartClient(t, cfg)
+	conn := dial(t, "passthrough:///"+unreachable, grpc.WithUnaryInterceptor(c.UnaryClientInterceptor()))
+	resp, err := ping(testContext(t), conn, "table")
+	if err != nil || resp.Message != "table" || resp.ServedBy != demoName {
+		t.Errorf("got %v, %v; want %q from %s", resp, err, "table", demoName)
+	}
+}
+
+// testUnreachableTarget: a call to a target the server cannot reach fails
+// with UNAVAILABLE (the caller's deadline is a minute: the server did not
+// wait for the target to come up).
+func testUnreachableTarget(t *testing.T, e *e2e) {
+	for _, cl := range callers {
+		t.Run(cl.name, func(t *testing.T) {
+			_, err := ping(testContext(t), cl.conn(t, e.client, "down"), "x")
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("want UNAVAILABLE, got %v", err)
+			}
+		})
+	}
+}
+
+// testStreaming: vRPC carries unary calls; a stream is refused with
+// UNIMPLEMENTED.
+func testStreaming(t *testing.T, e *e2e) {
+	_, err := vclient.NewConn(e.client, "demo").NewStream(testContext(t), &grpc.StreamDesc{}, "/demo.Demo/Stream")
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("want UNIMPLEMENTED, got %v", err)
+	}
+}
+
+// testPayloadLimits: a request just under the client's max_message_bytes
+// comes back whole; one over it fails with RESOURCE_EXHAUSTED and never
+// reaches the target; an empty request (zero bytes of protobuf) is a
+// request like any other.
+func testPayloadLimits(t *testing.T, e *e2e) {
+	ctx := testContext(t)
+	conn := vclient.NewConn(e.client, "probe")
+	limit := e.client.Config().MaxMessageBytes
+	t.Run("UnderTheMax", func(t *testing.T) {
+		// With its protobuf framing, just under the max; so is the reply,
+		// which adds the probe's name (gRPC's own limit is 4 MiB too).
+		big := strings.Repeat("x", limit-16-len(probeName))
+		if max := e.busMaxPayload(t); max > 0 && max < limit+envelopeBudget {
+			t.Skipf("the bus carries at most %d bytes (MaxPayload): the client's max of %d does not fit", max, limit)
+		}
+		resp, err := ping(ctx, conn, big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Message != big {
+			t.Errorf("got %d bytes back, want %d", len(resp.Message), len(big))
+		}
+	})
+	t.Run("OverTheMax", func(t *testing.T) {
+		_, err := ping(ctx, conn, strings.Repeat("o", limit+48))
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("want RESOURCE_EXHAUSTED, got %v", err)
+		}
+		if n := e.probe.executedPrefix("o"); n != 0 {
+			t.Errorf("an oversized request reached the target (%d times)", n)
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		resp, err := ping(ctx, conn, "")
+		if err != nil || resp.Message != "" || resp.ServedBy != probeName {
+			t.Errorf("got %v, %v; want the empty message echoed by %s", resp, err, probeName)
+		}
+	})
 }
 
 // testReplyRouting: clients calling at once each get their own replies,
@@ -299,7 +391,7 @@ func testReplyRouting(t *testing.T, e *e2e) {
 	errs := make(chan error, len(ids))
 	for i, id := range ids {
 		conn := vclient.NewConn(e.newClient(t, id), "demo")
-		wg.Go(func() { errs <- callMany(ctx, conn, fmt.Sprintf("%s-%d", id, i), 100, demoName) })
+		wg.Go(func() { errs <- CallMany(ctx, conn, fmt.Sprintf("%s-%d", id, i), 100, demoName) })
 	}
 	wg.Wait()
 	close(errs)
@@ -314,7 +406,7 @@ func testReplyRouting(t *testing.T, e *e2e) {
 // answered with their own reply, and the target executes each once.
 func testConcurrent(t *testing.T, e *e2e) {
 	const n = 200
-	if err := callMany(testContext(t), vclient.NewConn(e.client, "probe"), "concurrent", n, probeName); err != nil {
+	if err := CallMany(testContext(t), vclient.NewConn(e.client, "probe"), "concurrent", n, probeName); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
@@ -324,9 +416,87 @@ func testConcurrent(t *testing.T, e *e2e) {
 	}
 }
 
-// callMany makes n calls at once through conn, "<prefix>-<i>", and checks
+// testTargetRouting: a server consumes the requests of its own targets
+// only, and servers of one name share their target's requests.
+func testTargetRouting(t *testing.T, e *e2e) {
+	a, addrA := startProbe(t, "routing-a")
+	b1, addrB1 := startProbe(t, "routing-b1")
+	b2, addrB2 := startProbe(t, "routing-b2")
+	StartServer(t, e.serverConfig("alpha", map[string]vrpc.Target{"alpha": {Endpoint: addrA}}))
+	StartServer(t, e.serverConfig("beta", map[string]vrpc.Target{"beta": {Endpoint: addrB1}}))
+	StartServer(t, e.serverConfig("beta", map[string]vrpc.Target{"beta": {Endpoint: addrB2}}))
+	ctx := testContext(t)
+
+	alpha := vclient.NewConn(e.client, "alpha")
+	const calls = 20
+	for i := range calls {
+		if resp, err := ping(ctx, alpha, "a"+strconv.Itoa(i)); err != nil || resp.ServedBy != "routing-a" {
+			t.Fatalf("alpha: got %v, %v; want a reply from routing-a", resp, err)
+		}
+	}
+	if n := b1.executedPrefix("") + b2.executedPrefix(""); n != 0 {
+		t.Fatalf("beta's servers forwarded %d of alpha's requests", n)
+	}
+	// Keep calling until both beta servers have served (a group spreads
+	// its work over its members as the bus does); every reply must come
+	// from one of them.
+	beta := vclient.NewConn(e.client, "beta")
+	for i := 0; b1.executedPrefix("") == 0 || b2.executedPrefix("") == 0; i++ {
+		if i == 2000 {
+			t.Fatalf("after %d calls: b1 served %d, b2 served %d", i, b1.executedPrefix(""), b2.executedPrefix(""))
+		}
+		resp, err := ping(ctx, beta, "b"+strconv.Itoa(i))
+		if err != nil || (resp.ServedBy != "routing-b1" && resp.ServedBy != "routing-b2") {
+			t.Fatalf("beta: got %v, %v; want a reply from routing-b1 or routing-b2", resp, err)
+		}
+	}
+	if n := a.executedPrefix(""); n != calls {
+		t.Fatalf("alpha's target executed %d calls, want %d", n, calls)
+	}
+}
+
+// testGracefulStop: a call in flight when its server begins to stop still
+// gets its reply, and Start then returns nil.
+func testGracefulStop(t *testing.T, e *e2e) {
+	p, addr := startProbe(t, "stopping")
+	t.Cleanup(p.unblock)
+	s, err := vserver.NewServer(e.serverConfig("stopping", map[string]vrpc.Target{"stopping": {Endpoint: addr}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Start() }()
+	t.Cleanup(s.Stop) // should the test end early
+	select {
+	case <-s.Ready():
+	case err := <-errc:
+		t.Fatalf("server did not start: %v", err)
+	}
+
+	callErr := make(chan error, 1)
+	go func() {
+		resp, err := ping(testContext(t), vclient.NewConn(e.client, "stopping"), "block")
+		if err == nil && resp.Message != "block" {
+			err = fmt.Errorf("reply %v, want %q", resp, "block")
+		}
+		callErr <- err
+	}()
+	eventually(t, "the call at the target", func() bool { return p.executed("block") == 1 })
+	stopped := make(chan struct{})
+	go func() { s.Stop(); close(stopped) }()
+	p.unblock()
+	if err := within(t, func() error { return <-callErr }); err != nil {
+		t.Errorf("the call in flight during Stop: %v", err)
+	}
+	within(t, func() error { <-stopped; return nil })
+	if err := within(t, func() error { return <-errc }); err != nil {
+		t.Errorf("Start returned %v after Stop", err)
+	}
+}
+
+// CallMany makes n calls at once through conn, "<prefix>-<i>", and checks
 // that each is answered with its own message by servedBy.
-func callMany(ctx context.Context, conn grpc.ClientConnInterface, prefix string, n int, servedBy string) error {
+func CallMany(ctx context.Context, conn grpc.ClientConnInterface, prefix string, n int, servedBy string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {

@@ -19,7 +19,8 @@ import (
 )
 
 // Names the suite's targets report in served_by (and the demo target in
-// its x-served-by header).
+// its x-served-by header). The probes of single cases have names of their
+// own.
 const (
 	demoName  = "demo-target"
 	probeName = "probe-target"
@@ -43,9 +44,11 @@ var binTrailer = string([]byte{0, 1, 2})
 //	            x-bin: binTrailer
 //	anything else is echoed
 //
-// It counts how often it executed each message.
+// It reports its name in served_by and counts how often it executed each
+// message.
 type probe struct {
 	demo.UnimplementedDemoServer
+	name    string
 	release chan struct{}
 	once    sync.Once
 
@@ -60,7 +63,7 @@ func (p *probe) Ping(ctx context.Context, req *demo.Request) (*demo.Response, er
 	p.mu.Unlock()
 	switch req.Message {
 	case "error":
-		st, err := status.New(codes.FailedPrecondition, statusMessage).WithDetails(&demo.Response{Message: "detail", ServedBy: probeName})
+		st, err := status.New(codes.FailedPrecondition, statusMessage).WithDetails(&demo.Response{Message: "detail", ServedBy: p.name})
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "probe: attaching the detail: %v", err)
 		}
@@ -74,9 +77,9 @@ func (p *probe) Ping(ctx context.Context, req *demo.Request) (*demo.Response, er
 	case "deadline":
 		d, ok := ctx.Deadline()
 		if !ok {
-			return &demo.Response{Message: "none", ServedBy: probeName}, nil
+			return &demo.Response{Message: "none", ServedBy: p.name}, nil
 		}
-		return &demo.Response{Message: strconv.FormatInt(d.UnixNano(), 10), ServedBy: probeName}, nil
+		return &demo.Response{Message: strconv.FormatInt(d.UnixNano(), 10), ServedBy: p.name}, nil
 	case "metadata":
 		md, _ := metadata.FromIncomingContext(ctx)
 		if err := grpc.SetHeader(ctx, metadata.Pairs("x-header", "h1", "x-header", "h2")); err != nil {
@@ -85,9 +88,9 @@ func (p *probe) Ping(ctx context.Context, req *demo.Request) (*demo.Response, er
 		if err := grpc.SetTrailer(ctx, metadata.Pairs("x-trailer", "t1", "x-bin", binTrailer)); err != nil {
 			return nil, err
 		}
-		return &demo.Response{Message: strings.Join(md.Get("user-id"), ","), ServedBy: probeName}, nil
+		return &demo.Response{Message: strings.Join(md.Get("user-id"), ","), ServedBy: p.name}, nil
 	}
-	return &demo.Response{Message: req.Message, ServedBy: probeName}, nil
+	return &demo.Response{Message: req.Message, ServedBy: p.name}, nil
 }
 
 // unblock ends every "block" call, now and later.
@@ -100,12 +103,26 @@ func (p *probe) executed(msg string) int {
 	return p.seen[msg]
 }
 
-// startProbe runs a probe, with server reflection, on a loopback port
-// until the test ends.
-func startProbe(t testing.TB) (*probe, string) {
+// executedPrefix returns how many calls the probe executed whose message
+// starts with prefix; with "" it is every call it executed.
+func (p *probe) executedPrefix(prefix string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for msg, times := range p.seen {
+		if strings.HasPrefix(msg, prefix) {
+			n += times
+		}
+	}
+	return n
+}
+
+// startProbe runs a probe named name, with server reflection, on a
+// loopback port until the test ends.
+func startProbe(t testing.TB, name string) (*probe, string) {
 	t.Helper()
 	lis := listen(t)
-	p := &probe{release: make(chan struct{}), seen: map[string]int{}}
+	p := &probe{name: name, release: make(chan struct{}), seen: map[string]int{}}
 	srv := grpc.NewServer()
 	demo.RegisterDemoServer(srv, p)
 	reflection.Register(srv) // lets the vRPC server resolve short method names
@@ -115,11 +132,12 @@ func startProbe(t testing.TB) (*probe, string) {
 	return p, lis.Addr().String()
 }
 
-// startDemo runs the demo target on a loopback port until the test ends.
-func startDemo(t testing.TB) string {
+// StartDemo runs the demo target, reporting name in served_by, on a
+// loopback port until the test ends, and returns its address.
+func StartDemo(t testing.TB, name string) string {
 	t.Helper()
 	lis := listen(t)
-	srv := demoserver.Serve(lis, demoName)
+	srv := demoserver.Serve(lis, name)
 	t.Cleanup(srv.Stop)
 	return lis.Addr().String()
 }

@@ -60,11 +60,11 @@ func StartServer(t testing.TB, cfg *vrpc.Config) *vserver.Server {
 // NewClient opens a client with clientID on bus, closed when the test ends.
 func NewClient(t testing.TB, bus rpcbus.Config, clientID string) *vclient.Client {
 	t.Helper()
-	return startClient(t, vclient.Config{ClientID: clientID, RpcBus: bus})
+	return StartClient(t, vclient.Config{ClientID: clientID, RpcBus: bus})
 }
 
-// startClient opens a client with cfg, closed when the test ends.
-func startClient(t testing.TB, cfg vclient.Config) *vclient.Client {
+// StartClient opens a client with cfg, closed when the test ends.
+func StartClient(t testing.TB, cfg vclient.Config) *vclient.Client {
 	t.Helper()
 	c, err := vclient.New(cfg)
 	if err != nil {

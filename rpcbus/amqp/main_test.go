@@ -1,7 +1,6 @@
 package amqp_test
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/amqp"
+	"github.com/nextpkg/vrpc/rpcbus/bustest"
 )
 
 // brokerAddr is the machine's RabbitMQ; every test works on an exchange
@@ -162,21 +162,8 @@ func (s *scope) cleanup(t testing.TB) {
 	}
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually fails the test unless cond becomes true within a generous
-// time: the machine may be loaded, and this is no timing assertion.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// ctxFor and eventually are the helpers every backend's tests share.
+var (
+	ctxFor     = bustest.Context
+	eventually = bustest.Eventually
+)

@@ -76,6 +76,7 @@ type test struct {
 // tests are Run's subtests, in the order they are started.
 var tests = []test{
 	{"RoundTrip", testRoundTrip},
+	{"RequestReply", testRequestReply},
 	{"PerKeyOrdering", testPerKeyOrdering},
 	{"GroupSharesWork", testGroupSharesWork},
 	{"GroupSpreadsWork", testGroupSpreadsWork},

@@ -42,6 +42,45 @@ func testRoundTrip(t *testing.T, s *suite) {
 	}
 }
 
+// testRequestReply: the exchange of a vRPC call. A server, a member of a
+// group, answers each request on the address its "reply-to" header names
+// and acknowledges it once the reply is published; the client that opened
+// the inbox at that address gets the reply.
+func testRequestReply(t *testing.T, s *suite) {
+	server, client := s.bus(t), s.bus(t)
+	topic := name(t, "requests")
+	var handlers sync.WaitGroup
+	t.Cleanup(handlers.Wait) // before the buses close
+	errs := make(chan error, 1)
+	subscribe(t, server, rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "servers")}, func(d *rpcbus.Delivery) {
+		// Off the bus's delivery path, as a vRPC server calls its target.
+		handlers.Go(func() {
+			reply := &rpcbus.Message{Value: append([]byte("hello, "), d.Value...)}
+			if err := server.Publish(limited(t), d.Headers["reply-to"], reply); err != nil {
+				select {
+				case errs <- fmt.Errorf("publishing the reply to %q: %w", d.Headers["reply-to"], err):
+				default: // the first error is enough
+				}
+			}
+			d.Ack()
+		})
+	})
+	var replies recorder
+	ib := openInbox(t, inboxer(t, client), name(t, "client"), replies.inbox)
+	publish(t, client, topic, &rpcbus.Message{Value: []byte("world"), Headers: map[string]string{"reply-to": ib.Address()}})
+	waitFor(t, waitLimit, "the reply", func() error {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		return replies.atLeast(1)()
+	})
+	if got := replies.values(); !slices.Equal(got, []string{"hello, world"}) {
+		t.Errorf("the client got %q, want [\"hello, world\"]", got)
+	}
+}
+
 // testPerKeyOrdering: a single consumer receives the messages of each key
 // in the order they were published, keys interleaved.
 func testPerKeyOrdering(t *testing.T, s *suite) {

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/rpcbus/bustest"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
@@ -72,24 +72,11 @@ func name(t testing.TB, what string) string {
 	return fmt.Sprintf("%s.%s.%d", n, what, unique.Add(1))
 }
 
-func ctxFor(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually fails the test unless cond becomes true within a generous
-// time: the machine may be loaded, and this is no timing assertion.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// ctxFor and eventually are the helpers every backend's tests share.
+var (
+	ctxFor     = bustest.Context
+	eventually = bustest.Eventually
+)
 
 // collector records deliveries by value.
 type collector struct {
