@@ -57,8 +57,12 @@ func TestExpiryWhileNoServer(t *testing.T) {
 	t.Logf("queued with a 1m deadline: %v", served)
 	t.Logf("server: %+v; target executions: %d", srv.Stats(), tgt.Total())
 
-	if expired.ByCode[codes.DeadlineExceeded] != expiring {
-		t.Errorf("expiring calls: %v; want all DEADLINE_EXCEEDED", expired)
+	// A call whose request was on the bus waits for its deadline:
+	// DEADLINE_EXCEEDED. One the bus had not taken by then (a loaded
+	// machine, 250 at once) is UNAVAILABLE, "not sent", as the README
+	// promises. Nothing else, and none of them run.
+	if de, un := expired.ByCode[codes.DeadlineExceeded], expired.ByCode[codes.Unavailable]; de+un != expiring || de == 0 {
+		t.Errorf("expiring calls: %v; want each DEADLINE_EXCEEDED or (not sent) UNAVAILABLE, and some queued", expired)
 	}
 	if served.OK != waiting || served.Duplicated != 0 {
 		t.Errorf("waiting calls: %v; want all served, once", served)
