@@ -273,7 +273,14 @@ func testCanceled(t *testing.T, e *e2e) {
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() { _, err := ping(ctx, conn, "block"); errc <- err }()
-			eventually(t, "the call pending", func() bool { return c.Pending() == 1 })
+			eventually(t, "the call pending", func() bool {
+				select {
+				case err := <-errc:
+					t.Fatalf("the call ended before it was cancelled: %v (pending %d)", err, c.Pending())
+				default:
+				}
+				return c.Pending() == 1
+			})
 			cancel()
 			err := within(t, func() error { return <-errc })
 			if status.Code(err) != codes.Canceled {
