@@ -129,7 +129,14 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	for k, v := range msg.Headers {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
-	b.prod.Produce(ctx, r, c.promise)
+	// The record does not carry ctx: franz-go fails every record buffered
+	// for a partition when the first one's context ends, so one caller
+	// giving up would fail the calls and replies batched behind it. A
+	// caller that gives up stops waiting below; its record still goes out
+	// (or fails after delivery_timeout), and a server drops a request once
+	// its deadline has passed. TryProduce: with franz-go's buffer full (the
+	// brokers away), fail now rather than block past ctx.
+	b.prod.TryProduce(context.Background(), r, c.promise)
 	select {
 	case err := <-c.done:
 		clear(r.Headers)
@@ -155,6 +162,8 @@ func (b *Bus) publishError(topic string, size int, err error) error {
 		return fmt.Errorf("kafka: publish to topic %q: %w", topic, rpcbus.ErrUnknownTopic)
 	case errors.Is(err, kgo.ErrClientClosed):
 		return rpcbus.ErrClosed
+	case errors.Is(err, kgo.ErrMaxBuffered), errors.Is(err, kgo.ErrRecordTimeout):
+		return fmt.Errorf("kafka: publish to topic %q: %w: %w", topic, rpcbus.ErrUnavailable, err)
 	}
 	return fmt.Errorf("kafka: publish to topic %q: %w", topic, err)
 }

@@ -436,3 +436,41 @@ func TestSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestCanceledPublishFailsNoOther: a publisher that gives up fails only its
+// own publish. franz-go fails a partition's whole batch when the first
+// record's context ends, so a record must not carry its caller's context:
+// else one caller cancelling fails the calls (and replies) batched behind it.
+func TestCanceledPublishFailsNoOther(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, map[string]any{"partitions": 1, "linger": "5ms"})
+	topic := name(t, "topic")
+	if err := b.CreateTopics(ctxFor(t, 30*time.Second), topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("warm")})
+	for round := range 20 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := range 16 {
+			ctx, cancel := context.WithCancel(context.Background())
+			wg.Go(func() {
+				defer cancel()
+				err := b.Publish(ctx, topic, &rpcbus.Message{Value: []byte(strconv.Itoa(i))})
+				if i%2 == 0 {
+					errs <- err
+				}
+			})
+			if i%2 == 1 {
+				time.AfterFunc(time.Duration(round%5)*time.Millisecond, cancel)
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: a publish no one cancelled failed: %v", round, err)
+			}
+		}
+	}
+}

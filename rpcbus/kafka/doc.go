@@ -27,6 +27,9 @@
 //	                    partitions a member gains in a rebalance join its
 //	                    fetches only when the one in flight returns: on a
 //	                    quiet topic their messages wait up to this long
+//	delivery_timeout    how long a record is retried while the brokers cannot
+//	                    take it, after which it fails (and with it the records
+//	                    behind it on its partition); default 1m
 //	sasl_mechanism      PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; default PLAIN
 //	                    when a username is set
 //	username, password  the SASL credentials

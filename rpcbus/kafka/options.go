@@ -43,6 +43,7 @@ type options struct {
 	HeartbeatInterval settings.Duration `json:"heartbeat_interval"`
 	RevokeTimeout     settings.Duration `json:"revoke_timeout"`
 	FetchMaxWait      settings.Duration `json:"fetch_max_wait"`
+	DeliveryTimeout   settings.Duration `json:"delivery_timeout"`
 
 	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; with a
 	// username and none set, PLAIN.
@@ -71,6 +72,10 @@ func defaultOptions() options {
 		// fetched only once the fetch in flight returns, so on a quiet topic
 		// its requests would wait that long. 500ms is Kafka's own default.
 		FetchMaxWait: settings.Duration(500 * time.Millisecond),
+		// Kafka's delivery.timeout.ms is 2 minutes. A record outlives the
+		// Publish that gave up on it (see Bus.Publish); this bounds how
+		// long it is retried while the brokers are away.
+		DeliveryTimeout: settings.Duration(time.Minute),
 	}
 }
 
@@ -156,6 +161,7 @@ func (o *options) validate() error {
 		{"heartbeat_interval", o.HeartbeatInterval, 10 * time.Millisecond, time.Hour},
 		{"revoke_timeout", o.RevokeTimeout, time.Millisecond, rebalanceTimeout / 2},
 		{"fetch_max_wait", o.FetchMaxWait, 10 * time.Millisecond, time.Minute},
+		{"delivery_timeout", o.DeliveryTimeout, 100 * time.Millisecond, time.Hour},
 	} {
 		if v := time.Duration(d.v); v < d.min || v > d.max {
 			return badSetting(d.key, "%v is out of range (want %v to %v)", v, d.min, d.max)
@@ -239,6 +245,7 @@ func (o *options) producerOpts() []kgo.Opt {
 		// franz-go lingers 10ms by default: every request and every reply
 		// would wait for it.
 		kgo.ProducerLinger(time.Duration(o.Linger)),
+		kgo.RecordDeliveryTimeout(time.Duration(o.DeliveryTimeout)),
 		kgo.ProducerBatchMaxBytes(o.batchMaxBytes()),
 		kgo.ProducerBatchCompression(codec(o.Compression)),
 		// franz-go's default keeps unkeyed records on one partition for
