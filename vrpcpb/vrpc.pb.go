@@ -217,7 +217,19 @@ type Request struct {
 	// trace_context is the W3C trace context of the caller's span
 	// ("traceparent" and, when set, "tracestate"), so that the server's spans
 	// join the caller's trace. Empty when the caller is not traced.
-	TraceContext  map[string]string `protobuf:"bytes,13,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TraceContext map[string]string `protobuf:"bytes,13,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// key_id names the key that signed the request (and sealed it, when
+	// sealed is set), among the keys the server holds for client_id.
+	KeyId string `protobuf:"bytes,14,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// sealed, when set, is the AES-256-GCM encryption (a 12-byte nonce, then
+	// the ciphertext) of a Request that holds only payload, metadata and
+	// trace_context; those fields are then empty here. See package
+	// codec/seal.
+	Sealed []byte `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// signature signs every byte of the encoded request before it, so it
+	// must be the last field encoded: HMAC-SHA256 with the client's secret, or
+	// Ed25519 with the client's private key, as key_id's key says.
+	Signature     []byte `protobuf:"bytes,16,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +355,27 @@ func (x *Request) GetTraceContext() map[string]string {
 	return nil
 }
 
+func (x *Request) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Request) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *Request) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // Response is the outcome of one Request.
 type Response struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -361,7 +394,17 @@ type Response struct {
 	// received_unix_nano is when the server took the request off the bus.
 	ReceivedUnixNano int64 `protobuf:"varint,8,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
 	// target_nanos is how long the call to the target took.
-	TargetNanos   int64 `protobuf:"varint,9,opt,name=target_nanos,json=targetNanos,proto3" json:"target_nanos,omitempty"`
+	TargetNanos int64 `protobuf:"varint,9,opt,name=target_nanos,json=targetNanos,proto3" json:"target_nanos,omitempty"`
+	// key_id names the key that signed the reply: the request's key for a
+	// client with a shared secret, the server's signing key otherwise.
+	KeyId string `protobuf:"bytes,10,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// sealed, when set, is the AES-256-GCM encryption of a Response that
+	// holds only payload, status, header and trailer; those fields are then
+	// empty here. A reply is sealed when its request was.
+	Sealed []byte `protobuf:"bytes,11,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	// signature signs every byte of the encoded response before it, so it
+	// must be the last field encoded.
+	Signature     []byte `protobuf:"bytes,12,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -459,6 +502,27 @@ func (x *Response) GetTargetNanos() int64 {
 	return 0
 }
 
+func (x *Response) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Response) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *Response) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 var File_vrpc_proto protoreflect.FileDescriptor
 
 const file_vrpc_proto_rawDesc = "" +
@@ -470,7 +534,7 @@ const file_vrpc_proto_rawDesc = "" +
 	"\remit_defaults\x18\x02 \x01(\bR\femitDefaults\"4\n" +
 	"\bMetadata\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xaa\x04\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xf7\x04\n" +
 	"\aRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1b\n" +
@@ -485,10 +549,13 @@ const file_vrpc_proto_rawDesc = "" +
 	" \x01(\x03R\x10deadlineUnixNano\x12$\n" +
 	"\x0esent_unix_nano\x18\v \x01(\x03R\fsentUnixNano\x127\n" +
 	"\fjson_options\x18\f \x01(\v2\x14.vrpc.v1.JSONOptionsR\vjsonOptions\x12G\n" +
-	"\rtrace_context\x18\r \x03(\v2\".vrpc.v1.Request.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\rtrace_context\x18\r \x03(\v2\".vrpc.v1.Request.TraceContextEntryR\ftraceContext\x12\x15\n" +
+	"\x06key_id\x18\x0e \x01(\tR\x05keyId\x12\x16\n" +
+	"\x06sealed\x18\x0f \x01(\fR\x06sealed\x12\x1c\n" +
+	"\tsignature\x18\x10 \x01(\fR\tsignature\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x03\n" +
 	"\bResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -498,7 +565,11 @@ const file_vrpc_proto_rawDesc = "" +
 	"\x06header\x18\x06 \x03(\v2\x11.vrpc.v1.MetadataR\x06header\x12+\n" +
 	"\atrailer\x18\a \x03(\v2\x11.vrpc.v1.MetadataR\atrailer\x12,\n" +
 	"\x12received_unix_nano\x18\b \x01(\x03R\x10receivedUnixNano\x12!\n" +
-	"\ftarget_nanos\x18\t \x01(\x03R\vtargetNanos*1\n" +
+	"\ftarget_nanos\x18\t \x01(\x03R\vtargetNanos\x12\x15\n" +
+	"\x06key_id\x18\n" +
+	" \x01(\tR\x05keyId\x12\x16\n" +
+	"\x06sealed\x18\v \x01(\fR\x06sealed\x12\x1c\n" +
+	"\tsignature\x18\f \x01(\fR\tsignature*1\n" +
 	"\bEncoding\x12\x12\n" +
 	"\x0eENCODING_PROTO\x10\x00\x12\x11\n" +
 	"\rENCODING_JSON\x10\x01B Z\x1egithub.com/nextpkg/vrpc/vrpcpbb\x06proto3"
