@@ -45,26 +45,7 @@ type clientSettings struct {
 // authClient is one client's digest of its token and its allow-list.
 type authClient struct {
 	digest [sha256.Size]byte
-	allow  []allowRule
-}
-
-// allowRule is one entry of a client's allow-list.
-type allowRule struct {
-	target  string // "*" for any
-	service string // "" for any
-	method  string // "" for any
-}
-
-// match reports whether the rule lets a call of method on target in.
-func (r allowRule) match(target, method string) bool {
-	if r.target != "*" && r.target != target {
-		return false
-	}
-	if r.service == "" {
-		return true
-	}
-	svc, m, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
-	return svc == r.service && (r.method == "" || r.method == m)
+	allow  plugin.AllowList
 }
 
 // New builds the auth plugin's middleware from its settings, strictly
@@ -96,14 +77,11 @@ func New(m map[string]any) (plugin.Middleware, error) {
 		if cs.Token == "" {
 			return nil, fmt.Errorf("%s.token: empty; give each client a secret token", key)
 		}
-		c := &authClient{digest: sha256.Sum256([]byte(cs.Token))}
-		for i, a := range cs.Allow {
-			r, err := parseAllow(a)
-			if err != nil {
-				return nil, fmt.Errorf("%s.allow[%d] %q: %w", key, i, a, err)
-			}
-			c.allow = append(c.allow, r)
+		allow, err := plugin.ParseAllowList(cs.Allow)
+		if err != nil {
+			return nil, fmt.Errorf("%s.allow%w", key, err)
 		}
+		c := &authClient{digest: sha256.Sum256([]byte(cs.Token)), allow: allow}
 		clients[id] = c
 	}
 	header := s.Header
@@ -126,10 +104,8 @@ func New(m map[string]any) (plugin.Middleware, error) {
 				return &plugin.Result{Status: status.Newf(codes.Unauthenticated,
 					"vrpc: client %q has no valid token in the %s header", call.ClientID, header)}
 			}
-			for _, r := range c.allow {
-				if r.match(call.Target, call.Method) {
-					return next(ctx, call)
-				}
+			if c.allow.Allows(call.Target, call.Method) {
+				return next(ctx, call)
 			}
 			return &plugin.Result{Status: status.Newf(codes.PermissionDenied,
 				"vrpc: client %q may not call %s on target %s", call.ClientID, call.Method, call.Target)}
@@ -140,25 +116,3 @@ func New(m map[string]any) (plugin.Middleware, error) {
 // unknownClientDigest stands in for the digest of a client id that is not
 // configured; no token hashes to it in practice.
 var unknownClientDigest = sha256.Sum256([]byte("vrpc: no such client"))
-
-// parseAllow reads one entry of a client's allow-list.
-func parseAllow(a string) (allowRule, error) {
-	if a == "*" {
-		return allowRule{target: "*"}, nil
-	}
-	target, rest, hasMethod := strings.Cut(a, "/")
-	if target == "" {
-		return allowRule{}, fmt.Errorf(`want "*", "<target>", "<target>/<pkg.Service>/*" or "<target>/<pkg.Service>/<Method>"`)
-	}
-	if !hasMethod {
-		return allowRule{target: target}, nil
-	}
-	svc, m, ok := strings.Cut(rest, "/")
-	if !ok || svc == "" || m == "" || strings.Contains(m, "/") {
-		return allowRule{}, fmt.Errorf(`want "%s/<pkg.Service>/*" or "%s/<pkg.Service>/<Method>"`, target, target)
-	}
-	if m == "*" {
-		m = ""
-	}
-	return allowRule{target: target, service: svc, method: m}, nil
-}
