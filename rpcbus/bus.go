@@ -2,6 +2,7 @@ package rpcbus
 
 import (
 	"context"
+	"strings"
 )
 
 // Message is one record on a bus.
@@ -102,4 +103,36 @@ type Inboxer interface {
 // published before any server has joined is kept, not refused.
 type TopicCreator interface {
 	CreateTopics(ctx context.Context, topics ...string) error
+}
+
+// InboxOwner is implemented by buses that can tell the name an inbox
+// address was opened with. A server that authenticates its clients uses it
+// to refuse a request whose reply address is not one of its client's own
+// inboxes, so that no client can aim a server's replies at another's.
+type InboxOwner interface {
+	// InboxOf reports whether address is one that Inbox could return for
+	// name.
+	InboxOf(address, name string) bool
+}
+
+// Alphabets of the random parts of inbox addresses, for InboxSuffixed.
+const (
+	// Base32Upper is what crypto/rand.Text returns.
+	Base32Upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	// Base32Lower is rand.Text lowered.
+	Base32Lower = "abcdefghijklmnopqrstuvwxyz234567"
+)
+
+// InboxSuffixed reports whether address is name, a dot and n characters of
+// alphabet: the shape of most buses' inbox addresses, for their InboxOf.
+func InboxSuffixed(address, name string, n int, alphabet string) bool {
+	if len(address) != len(name)+1+n || address[:len(name)] != name || address[len(name)] != '.' {
+		return false
+	}
+	for i := len(name) + 1; i < len(address); i++ {
+		if strings.IndexByte(alphabet, address[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }

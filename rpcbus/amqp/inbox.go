@@ -98,12 +98,17 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 // inboxAddress is name with a random suffix, within the 200 bytes of an
 // rpcbus.ValidName (and so within AMQP's 255).
 func inboxAddress(name string) string {
-	suffix := strings.ToLower(rand.Text()[:inboxSuffixLen])
+	return shortName(name) + "." + strings.ToLower(rand.Text()[:inboxSuffixLen])
+}
+
+// shortName is name, or when too long for an inbox address its start and
+// a hash of the whole.
+func shortName(name string) string {
 	if limit := maxAddressBytes - inboxSuffixLen - 1; len(name) > limit {
 		sum := sha256.Sum256([]byte(name))
 		name = name[:limit-17] + "-" + hex.EncodeToString(sum[:8])
 	}
-	return name + "." + suffix
+	return name
 }
 
 // inbox consumes its exclusive queue, declared again after a connection
@@ -236,3 +241,9 @@ func (ib *inbox) Close() error {
 
 // CloseNow is Close, for Bus.Close (closeset.Closer).
 func (ib *inbox) CloseNow() { _ = ib.Close() }
+
+// InboxOf reports whether address is one Inbox returns for name: name (or,
+// when too long, its shortened form), a dot and 12 random characters.
+func (b *Bus) InboxOf(address, name string) bool {
+	return rpcbus.InboxSuffixed(address, shortName(name), inboxSuffixLen, rpcbus.Base32Lower)
+}

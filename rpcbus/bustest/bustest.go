@@ -84,6 +84,7 @@ var tests = []test{
 	{"RedeliveryAfterClose", testRedeliveryAfterClose},
 	{"NoRedeliveryAfterAck", testNoRedeliveryAfterAck},
 	{"InboxOnlyAddressed", testInboxOnlyAddressed},
+	{"InboxOwner", testInboxOwner},
 	{"InboxGetsEverything", testInboxGetsEverything},
 	{"Payload", testPayload},
 	{"ManyPublishers", testManyPublishers},

@@ -369,6 +369,40 @@ func testInboxOnlyAddressed(t *testing.T, s *suite) {
 	}
 }
 
+// testInboxOwner: a bus that says whose an inbox address is (InboxOf)
+// says it of every address its Inbox returns, and of no address of another
+// name, a name that extends it, or one it extends.
+func testInboxOwner(t *testing.T, s *suite) {
+	b := s.bus(t)
+	owner, ok := b.(rpcbus.InboxOwner)
+	if !ok {
+		t.Skip("the bus does not implement rpcbus.InboxOwner")
+	}
+	var r recorder
+	base := name(t, "owner")
+	ib := openInbox(t, inboxer(t, b), base, r.inbox)
+	ibDot := openInbox(t, inboxer(t, b), base+".x", r.inbox)
+	addr := ib.Address()
+	for _, tc := range []struct {
+		addr, name string
+		want       bool
+	}{
+		{addr, base, true},
+		{ibDot.Address(), base + ".x", true},
+		{addr, base + "2", false},
+		{addr, base[:len(base)-1], false},
+		{ibDot.Address(), base, false},
+		{addr, base + ".x", false},
+		{addr + "x", base, false},
+		{base + ".x", base, false},
+		{"", base, false},
+	} {
+		if got := owner.InboxOf(tc.addr, tc.name); got != tc.want {
+			t.Errorf("InboxOf(%q, %q) = %v, want %v", tc.addr, tc.name, got, tc.want)
+		}
+	}
+}
+
 // testInboxGetsEverything: every message published to an inbox's address
 // after Inbox returned reaches its handler, with key, value and headers
 // intact: a reply published the moment the request is read is not lost.

@@ -150,3 +150,7 @@ func (ib *inbox) Close() error {
 
 // CloseNow is Close, for Bus.Close (closeset.Closer).
 func (ib *inbox) CloseNow() { _ = ib.Close() }
+
+// InboxOf reports whether address is the one Inbox returns for name: the
+// name itself, a topic of its own.
+func (b *Bus) InboxOf(address, name string) bool { return address == name }

@@ -81,3 +81,9 @@ func (ib *inbox) pop() *rpcbus.Message {
 	}
 	return m
 }
+
+// InboxOf reports whether address is one Inbox returns for name: name, a
+// dot and 26 characters of rand.Text.
+func (b *Bus) InboxOf(address, name string) bool {
+	return rpcbus.InboxSuffixed(address, name, 26, rpcbus.Base32Upper)
+}

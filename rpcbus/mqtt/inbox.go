@@ -184,3 +184,9 @@ func (ib *inbox) Close() error {
 
 // CloseNow is Close, for Bus.Close (closeset.Closer).
 func (ib *inbox) CloseNow() { _ = ib.Close() }
+
+// InboxOf reports whether address is one Inbox returns for name: name, a
+// dot and 12 random characters.
+func (b *Bus) InboxOf(address, name string) bool {
+	return rpcbus.InboxSuffixed(address, name, 12, rpcbus.Base32Lower)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,3 +124,13 @@ func (ib *inbox) Close() error {
 
 // CloseNow is Close, for Bus.Close (closeset.Closer).
 func (ib *inbox) CloseNow() { _ = ib.Close() }
+
+// InboxOf reports whether address is one Inbox returns for name: the inbox
+// prefix, name, a dot and a NUID.
+func (b *Bus) InboxOf(address, name string) bool {
+	rest, ok := strings.CutPrefix(address, inboxPrefix)
+	return ok && rpcbus.InboxSuffixed(rest, name, 22, nuidAlphabet)
+}
+
+// nuidAlphabet is the characters of a NUID.
+const nuidAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
