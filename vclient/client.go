@@ -51,7 +51,8 @@ type Client struct {
 	loopback     *loopback
 	loopbackErr  error
 
-	obs *observer // metrics and tracing (hooks.go)
+	obs    *observer // metrics and tracing (hooks.go)
+	signer *signer   // nil when security is off (security.go)
 }
 
 // Response is the outcome of a call. When the call fails with the target's
@@ -100,6 +101,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		pending:  make(map[uint64]chan *vrpcpb.Response),
 	}
 	c.obs = newObserver(c, o.tp)
+	var err error
+	if c.signer, err = newSigner(cfg); err != nil {
+		return nil, err
+	}
 	if c.bus == nil {
 		bus, err := rpcbus.New(cfg.RpcBus)
 		if err != nil {
@@ -270,7 +275,13 @@ func (c *Client) forget(seq uint64) {
 // The same request id is published each time, so a server that got an
 // earlier attempt can recognise the repeat.
 func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
-	body, err := codec.EncodeRequest(req)
+	var body []byte
+	var err error
+	if c.signer != nil {
+		body, err = c.signer.sign(req)
+	} else {
+		body, err = codec.EncodeRequest(req)
+	}
 	if err != nil {
 		return status.Errorf(codes.Internal, "vrpc: encode request: %v", err)
 	}
@@ -347,6 +358,15 @@ func (c *Client) onReply(m *rpcbus.Message) {
 	seq, err := strconv.ParseUint(rest, 36, 64)
 	if err != nil {
 		return
+	}
+	if c.signer != nil {
+		// Before the pending call is looked up: a forged reply must not
+		// take a call's place, which then waits on for the real one.
+		if err := c.signer.verify(m.Value, resp, c.cfg.ClientID); err != nil {
+			c.obs.forgedReplies.Inc()
+			c.signer.forged(m.Topic, resp.Id, err)
+			return
+		}
 	}
 	c.mu.Lock()
 	ch := c.pending[seq]

@@ -39,7 +39,9 @@ type observer struct {
 	duration    *prometheus.HistogramVec
 	timeouts    *prometheus.CounterVec
 	lateReplies prometheus.Counter
-	pending     prometheus.GaugeFunc
+	// forgedReplies counts replies that did not verify (security on).
+	forgedReplies prometheus.Counter
+	pending       prometheus.GaugeFunc
 }
 
 func newObserver(c *Client, tp trace.TracerProvider) *observer {
@@ -64,6 +66,11 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 		lateReplies: prometheus.NewCounter(prometheus.CounterOpts{
 			Name:        "vrpc_client_orphan_replies_total",
 			Help:        "Replies that found no call waiting: it had timed out or been cancelled, or the reply came twice.",
+			ConstLabels: labels,
+		}),
+		forgedReplies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "vrpc_client_forged_replies_total",
+			Help:        "Replies dropped because they did not verify (unsigned, unknown key, bad signature, or a sealed body that did not open); the call waited on for the real one.",
 			ConstLabels: labels,
 		}),
 		pending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -96,6 +103,7 @@ func (o *observer) Describe(ch chan<- *prometheus.Desc) {
 	o.duration.Describe(ch)
 	o.timeouts.Describe(ch)
 	o.lateReplies.Describe(ch)
+	o.forgedReplies.Describe(ch)
 	o.pending.Describe(ch)
 }
 
@@ -105,6 +113,7 @@ func (o *observer) Collect(ch chan<- prometheus.Metric) {
 	o.duration.Collect(ch)
 	o.timeouts.Collect(ch)
 	o.lateReplies.Collect(ch)
+	o.forgedReplies.Collect(ch)
 	o.pending.Collect(ch)
 }
 

@@ -68,6 +68,9 @@ type ClientConfig struct {
 	MaxPending int `json:"max_pending,default=100000"`
 	// Debug logs every call and reply.
 	Debug bool `json:"debug,optional"`
+	// Security signs every request with the client's key and takes only
+	// signed replies (see ClientSecurityConf); off without a key_id.
+	Security ClientSecurityConf `json:"security,optional"`
 }
 
 // SetDefaults fills the zero fields of a config built in Go with the same
@@ -136,6 +139,13 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.MaxPending < 0 {
 		bad("max_pending %d: must be positive", c.MaxPending)
+	}
+	if c.Security.Enabled() {
+		if _, _, err := c.Security.Keys(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.Security.Secret != "" || c.Security.SecretFile != "" || c.Security.PrivateKey != "" || c.Security.PrivateKeyFile != "" {
+		bad("security.key_id: missing; name the key the server knows this client's secret or key by")
 	}
 	return errors.Join(errs...)
 }

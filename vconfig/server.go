@@ -59,6 +59,9 @@ type Config struct {
 	// Dedup makes a request delivered again answered from its stored reply
 	// instead of calling the target twice.
 	Dedup DedupConf `json:"dedup"`
+	// Security authenticates requests and signs replies (see
+	// SecurityConf); off when it names no client.
+	Security SecurityConf `json:"security,optional"`
 }
 
 // DedupConf is dedup: where a server remembers the requests it served.
@@ -154,6 +157,7 @@ func (c *Config) SetDefaults() {
 	if c.Dedup.Redis.Prefix == "" {
 		c.Dedup.Redis.Prefix = "vrpc:dedup:"
 	}
+	c.Security.setDefaults()
 }
 
 // Validate reports every invalid value, naming its YAML key. go-zero's
@@ -221,5 +225,6 @@ func (c *Config) Validate() error {
 	if c.Dedup.TTL < 0 {
 		bad("dedup.ttl %v: must be positive", c.Dedup.TTL)
 	}
+	errs = append(errs, c.Security.validate(c.Dedup.Store)...)
 	return errors.Join(errs...)
 }

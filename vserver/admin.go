@@ -226,6 +226,7 @@ type DebugCounters struct {
 	Expired     uint64 `json:"expired"`
 	DeadLetters uint64 `json:"dead_letters"`
 	Duplicates  uint64 `json:"duplicates"`
+	Rejected    uint64 `json:"rejected"`
 }
 
 // DebugTarget is one target's status: its conn's connectivity state and the
@@ -257,7 +258,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 		Topics:      s.Topics(),
 		InFlight:    s.busy.Load(),
 		MaxInFlight: s.cfg.MaxInFlight,
-		Counters:    DebugCounters{Expired: st.Expired, DeadLetters: st.DeadLetters, Duplicates: st.Duplicates},
+		Counters:    DebugCounters{Expired: st.Expired, DeadLetters: st.DeadLetters, Duplicates: st.Duplicates, Rejected: st.Rejected},
 		Targets:     make(map[string]DebugTarget, len(s.targets)),
 		Plugins:     make([]string, 0, len(s.plugins)),
 		Dedup:       s.cfg.Dedup.Store,
@@ -323,7 +324,7 @@ func (s *Server) serveDebug(w http.ResponseWriter, r *http.Request) {
 type serverCollector struct {
 	s                                                *Server
 	info, inFlight, maxInFlight                      *prometheus.Desc
-	expired, dedupHits, deadLetters                  *prometheus.Desc
+	expired, dedupHits, deadLetters, rejected        *prometheus.Desc
 	targetUp, busUp, consumerLag, consumerPartitions *prometheus.Desc
 }
 
@@ -339,6 +340,7 @@ func newServerCollector(s *Server) *serverCollector {
 		expired:            d("vrpc_server_expired_total", "Requests dropped unserved because their deadline had passed when the server took them off the bus (Stats().Expired)."),
 		dedupHits:          d("vrpc_server_dedup_hits_total", "Requests delivered again and answered from the dedup store without calling the target (Stats().Duplicates)."),
 		deadLetters:        d("vrpc_server_dead_letters_total", "Unreadable messages set aside on <topic>.dlq (Stats().DeadLetters)."),
+		rejected:           d("vrpc_server_rejected_total", "Requests refused by security (unsigned, unknown or revoked key, bad signature, outside the replay window, wrong topic, foreign reply address, not allowed), never run or answered. Absent when security is off.", "reason"),
 		targetUp:           d("vrpc_server_target_up", "0 while the gRPC conn to the target is failing (TRANSIENT_FAILURE), else 1.", "target"),
 		busUp:              d("vrpc_server_bus_up", "1 when the bus answered a ping during this scrape, else 0. Absent for buses that cannot be pinged."),
 		consumerLag:        d("vrpc_server_consumer_lag", "Messages on a partition consumed by this server that are not yet served and committed. Absent for buses that cannot tell.", "topic", "partition"),
@@ -347,7 +349,7 @@ func newServerCollector(s *Server) *serverCollector {
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.info, c.inFlight, c.maxInFlight, c.expired, c.dedupHits, c.deadLetters,
+	for _, d := range []*prometheus.Desc{c.info, c.inFlight, c.maxInFlight, c.expired, c.dedupHits, c.deadLetters, c.rejected,
 		c.targetUp, c.busUp, c.consumerLag, c.consumerPartitions} {
 		ch <- d
 	}
@@ -362,6 +364,11 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
 	ch <- prometheus.MustNewConstMetric(c.dedupHits, prometheus.CounterValue, float64(st.Duplicates))
 	ch <- prometheus.MustNewConstMetric(c.deadLetters, prometheus.CounterValue, float64(st.DeadLetters))
+	if g := s.guard; g != nil {
+		for r := range numRejectReasons {
+			ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(g.rejected[r].Load()), r.String())
+		}
+	}
 	for name, t := range s.targets {
 		ch <- prometheus.MustNewConstMetric(c.targetUp, prometheus.GaugeValue, boolValue(t.up()), name)
 	}

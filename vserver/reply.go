@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
@@ -25,25 +26,27 @@ const DeadLetterSuffix = ".dlq"
 // was set aside.
 const DeadLetterReasonHeader = "vrpc-dlq-reason"
 
-// replyStored publishes the result to the request's reply address, after
-// keeping the encoded reply in the dedup store under key (when key is set): a delivery of the same request that
-// comes after this point is answered from the store, even if this server
-// dies before publishing or acknowledging.
-func (s *Server) replyStored(req *vrpcpb.Request, res *Result, received time.Time, key string) {
+// replyStored publishes the job's result to the request's reply address,
+// after keeping the encoded reply in the dedup store under the job's claim
+// (when it holds one): a delivery of the same request that comes after
+// this point is answered from the store, even if this server dies before
+// publishing or acknowledging.
+func (s *Server) replyStored(j *job) {
+	req, res := j.req, j.res
 	resp := &vrpcpb.Response{
 		Id:               req.Id,
 		Payload:          res.Payload,
 		Header:           codec.MetadataToWire(res.Header),
 		Trailer:          codec.MetadataToWire(res.Trailer),
 		Encoding:         req.Encoding,
-		ReceivedUnixNano: received.UnixNano(),
+		ReceivedUnixNano: j.received.UnixNano(),
 		TargetNanos:      int64(res.TargetTime),
 	}
 	if res.Status != nil && res.Status.Code() != codes.OK {
 		resp.Status = res.Status.Proto()
 		resp.Payload = nil
 	}
-	body, err := codec.EncodeResponse(resp)
+	body, err := s.encodeReply(j, resp)
 	if err != nil {
 		// Such as a status message that is not UTF-8: answer with what can
 		// be sent rather than leave the caller waiting for its deadline.
@@ -52,17 +55,36 @@ func (s *Server) replyStored(req *vrpcpb.Request, res *Result, received time.Tim
 		if resp.Status != nil {
 			st.Code, st.Message = resp.Status.Code, strings.ToValidUTF8(resp.Status.Message, "\uFFFD")
 		}
-		body, err = codec.EncodeResponse(&vrpcpb.Response{Id: req.Id, Status: st, ReceivedUnixNano: resp.ReceivedUnixNano, TargetNanos: resp.TargetNanos})
+		body, err = s.encodeReply(j, &vrpcpb.Response{Id: req.Id, Status: st, ReceivedUnixNano: resp.ReceivedUnixNano, TargetNanos: resp.TargetNanos})
 		if err != nil {
+			logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
 			return
 		}
 	}
-	if key != "" {
-		if err := s.dedup.Done(context.Background(), key, body, s.cfg.Dedup.TTL); err != nil {
+	if j.key != "" {
+		ttl := s.cfg.Dedup.TTL
+		if j.client != nil {
+			ttl = max(ttl, s.guard.replayTTL(time.Unix(0, req.SentUnixNano), time.Now()))
+		}
+		if err := s.dedup.Done(context.Background(), j.key, body, ttl); err != nil {
 			logx.Errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, req.Id, err)
 		}
 	}
 	s.publish(req, body)
+}
+
+// encodeReply encodes resp, sealed (when the request was) and signed when
+// the request was verified.
+func (s *Server) encodeReply(j *job, resp *vrpcpb.Response) ([]byte, error) {
+	if j.client == nil {
+		return codec.EncodeResponse(resp)
+	}
+	if j.sealed {
+		if err := seal.SealResponse(resp, j.req.ClientId, j.sig); err != nil {
+			return nil, err
+		}
+	}
+	return seal.SignResponse(resp, j.req.ClientId, s.guard.replyKey(j.sig))
 }
 
 // publish sends an encoded reply to the request's reply address. Failures

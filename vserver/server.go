@@ -41,6 +41,7 @@ type Server struct {
 	deadLetters atomic.Uint64
 	duplicates  atomic.Uint64
 	dedup       DedupStore            // nil when dedup.store is none
+	guard       *guard                // nil when security is off
 	work        chan *rpcbus.Delivery // to idle workers
 	busy        atomic.Int64          // requests being served
 
@@ -128,6 +129,13 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 			return nil, err
 		}
 		s.bus, s.ownsBus = bus, true
+	}
+	if s.guard, err = newGuard(c.Security, s.bus); err != nil {
+		s.closeTargets()
+		if s.ownsBus {
+			_ = s.bus.Close()
+		}
+		return nil, err
 	}
 	if s.dedup == nil {
 		if s.dedup, err = newDedupStore(c.Dedup); err != nil {
@@ -240,6 +248,13 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.sub = sub
 	s.mu.Unlock()
+	if s.guard != nil && s.cfg.Security.KeysFile != "" {
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			s.guard.watch(s.quit, s.cfg.Name)
+		}()
+	}
 	if s.health != nil {
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}
@@ -373,9 +388,18 @@ type Stats struct {
 	// Duplicates counts deliveries of requests already served (or being
 	// served), answered from the dedup store without calling the target.
 	Duplicates uint64
+	// Rejected counts requests refused by security: never run, never
+	// answered (vrpc_server_rejected_total has them by reason).
+	Rejected uint64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
-	return Stats{Expired: s.expired.Load(), DeadLetters: s.deadLetters.Load(), Duplicates: s.duplicates.Load()}
+	st := Stats{Expired: s.expired.Load(), DeadLetters: s.deadLetters.Load(), Duplicates: s.duplicates.Load()}
+	if g := s.guard; g != nil {
+		for r := range numRejectReasons {
+			st.Rejected += g.rejected[r].Load()
+		}
+	}
+	return st
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc/codec"
+	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/codec/schema"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
@@ -65,6 +66,10 @@ type job struct {
 	req      *vrpcpb.Request // decode
 	deadline time.Time       // decode: the caller's; zero when it has none
 
+	client *securedClient // verify: nil when security is off
+	sig    *seal.Key      // verify: the key the request was signed with
+	sealed bool           // verify: the request's body was sealed
+
 	tgt    *target            // route
 	ctx    context.Context    // route: the call's, with its deadline
 	cancel context.CancelFunc // route
@@ -97,26 +102,27 @@ func (j *job) fail(code codes.Code, format string, args ...any) bool {
 // reports whether it may be acknowledged: not when it was to be set aside
 // and could not be, so that it comes again. Each stage either passes the
 // request on (true) or ends its way (false), having set the reply if one
-// is due. Authentication, when it comes, goes before claim: nothing a
-// sender without credentials sends should reach the dedup store or the
-// target's schema.
+// is due. Authentication (verify) comes right after decode: nothing a
+// sender without a key sends reaches the dedup store, the target's schema
+// or the target, and it gets no answer.
 func (s *Server) serve(d *rpcbus.Delivery) bool {
 	j := job{d: d, received: time.Now()}
-	if s.decode(&j) && s.checkExpiry(&j) && s.route(&j) && s.claim(&j) && s.resolve(&j) {
+	if s.decode(&j) && s.verify(&j) && s.checkExpiry(&j) && s.route(&j) && s.claim(&j) && s.resolve(&j) {
 		s.handle(&j)
 	}
 	if j.cancel != nil {
 		defer j.cancel()
 	}
 	if j.res != nil {
-		s.replyStored(j.req, j.res, j.received, j.key)
+		s.replyStored(&j)
 	}
 	return !j.nack
 }
 
 // decode reads the envelope. A message that cannot be read, or whose
 // payload is over max_message_size, is set aside on the dead-letter topic
-// (and answered with INVALID_ARGUMENT when it says where to).
+// (and answered with INVALID_ARGUMENT when it says where to, unless the
+// server authenticates its clients: it answers none it has not verified).
 func (s *Server) decode(j *job) bool {
 	req, err := codec.DecodeRequest(j.d.Value)
 	if err != nil {
@@ -124,7 +130,7 @@ func (s *Server) decode(j *job) bool {
 			j.nack = true
 			return false
 		}
-		if req != nil && req.Id != "" && req.ReplyTo != "" {
+		if req != nil && req.Id != "" && req.ReplyTo != "" && s.guard == nil {
 			j.req = req
 			return j.fail(codes.InvalidArgument, "vrpc: server %s cannot read the request: %v", s.cfg.Name, err)
 		}
@@ -139,11 +145,36 @@ func (s *Server) decode(j *job) bool {
 			j.nack = true
 			return false
 		}
+		if s.guard != nil {
+			return false
+		}
 		return j.fail(codes.InvalidArgument, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
 	}
 	if req.DeadlineUnixNano != 0 {
 		j.deadline = time.Unix(0, req.DeadlineUnixNano)
 	}
+	return true
+}
+
+// verify authenticates the request when the server has clients with keys
+// (security): a request that is unsigned, signed with a key its client id
+// does not have, tampered with, issued outside the replay window, taken
+// off another target's topic, asking for replies at an address that is not
+// its client's, or for a target its client may not call, is dropped:
+// counted, logged, never run and never answered. A sealed body is opened.
+func (s *Server) verify(j *job) bool {
+	if s.guard == nil {
+		return true
+	}
+	j.sealed = len(j.req.Sealed) > 0
+	c, k, rej := s.guard.check(j.d.Value, j.req, j.d.Topic, s.cfg.Topics.Request, s.cfg.Topics.Response, j.received)
+	if rej != nil {
+		s.guard.rejected[rej.reason].Add(1)
+		s.guard.logRejection(s.cfg.Name, j.req.Id, rej)
+		j.req = nil
+		return false
+	}
+	j.client, j.sig = c, k
 	return true
 }
 
@@ -192,6 +223,11 @@ func (s *Server) claim(j *job) bool {
 	if !j.deadline.IsZero() {
 		ttl = time.Until(j.deadline) + time.Second // the claim outlives the call
 	}
+	if j.client != nil {
+		// A copy of the request is refused as stale once the replay window
+		// has passed; until then the claim must be remembered.
+		ttl = max(ttl, s.guard.replayTTL(time.Unix(0, req.SentUnixNano), j.received))
+	}
 	ctx := context.Background()
 	if _, inMemory := s.dedup.(*MemoryDedup); !inMemory {
 		// A store across the network is given 5s. The one in memory never
@@ -234,6 +270,9 @@ func (s *Server) resolve(j *job) bool {
 			return j.finish(&Result{Status: st})
 		}
 		j.desc, method = desc, schema.FullMethod(desc)
+	}
+	if j.client != nil && !j.client.allow.Allows(req.Target, method) {
+		return j.fail(codes.PermissionDenied, "vrpc: client %q may not call %s on target %s", req.ClientId, method, req.Target)
 	}
 	payload := req.Payload
 	if j.json {

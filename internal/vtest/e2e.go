@@ -33,7 +33,25 @@ type E2EOptions struct {
 	// the server will declare on the broker (AMQP queues, say) and delete
 	// it later. Every server's name starts with Prefix.
 	OnServer func(cfg *vrpc.Config)
+	// Security runs the suite with signed calls: the server knows every
+	// client of the suite by a key, and every request and reply is signed
+	// (and, with Ed25519Sealed, sealed). Zero runs it unsigned.
+	Security Security
 }
+
+// Security is a way the end-to-end suite secures its calls.
+type Security int
+
+// The ways to secure the suite's calls.
+const (
+	Unsigned Security = iota
+	// HMAC signs with a secret per client.
+	HMAC
+	// Ed25519Sealed signs requests with each client's Ed25519 key and
+	// replies with the server's, and seals every body with a secret per
+	// client.
+	Ed25519Sealed
+)
 
 // RunEndToEnd runs the end-to-end suite every bus passes: real gRPC targets
 // on loopback (the demo target and a probe of errors, metadata and
@@ -52,6 +70,7 @@ func RunEndToEnd(t *testing.T, bus rpcbus.Config, o E2EOptions) {
 		t.Fatalf("vtest: E2EOptions.Prefix %q: want letters, digits, '.', '_' and '-', unique to the run", o.Prefix)
 	}
 	e := &e2e{bus: bus, o: o}
+	e.keys = newSuiteKeys(t, o.Security)
 	demoAddr := StartDemo(t, demoName)
 	var probeAddr string
 	e.probe, probeAddr = startProbe(t, probeName)
@@ -80,6 +99,7 @@ type e2e struct {
 	o      E2EOptions
 	probe  *probe
 	client *vclient.Client
+	keys   *suiteKeys // nil: unsigned
 }
 
 // topics are the request and response topics of the run.
@@ -93,6 +113,7 @@ func (e *e2e) topics() (request, response string) {
 func (e *e2e) serverConfig(name string, targets map[string]vrpc.Target) *vrpc.Config {
 	cfg := &vrpc.Config{Name: e.o.Prefix + "-" + name, Port: -1, RpcBus: e.bus, Targets: targets}
 	cfg.Topics.Request, cfg.Topics.Response = e.topics()
+	e.keys.secureServer(cfg)
 	if e.o.OnServer != nil {
 		e.o.OnServer(cfg)
 	}
@@ -103,6 +124,7 @@ func (e *e2e) serverConfig(name string, targets map[string]vrpc.Target) *vrpc.Co
 func (e *e2e) clientConfig(clientID string) vclient.Config {
 	cfg := vclient.Config{ClientID: clientID, RpcBus: e.bus}
 	cfg.Topics.Request, cfg.Topics.Response = e.topics()
+	e.keys.secureClient(&cfg)
 	return cfg
 }
 
