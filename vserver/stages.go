@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc/codec"
-	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/codec/schema"
+	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
