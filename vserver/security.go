@@ -167,8 +167,8 @@ func reject(reason rejectReason, format string, args ...any) *rejection {
 }
 
 // check authenticates req, as decoded from raw, which came off topic at
-// now: its signature, issue time, topic, reply address and target. It
-// returns the key that verified it, and opens a sealed body in place.
+// now: its signature, issue time, topic and reply address. It returns the
+// client and the key that verified it, and opens a sealed body in place.
 func (g *guard) check(raw []byte, req *vrpcpb.Request, topic, requestPrefix, responsePrefix string, now time.Time) (*securedClient, *seal.Key, *rejection) {
 	if len(req.Signature) == 0 {
 		return nil, nil, reject(rejectUnsigned, "client %q sent an unsigned request", req.ClientId)
@@ -201,9 +201,6 @@ func (g *guard) check(raw []byte, req *vrpcpb.Request, topic, requestPrefix, res
 	}
 	if !g.owner.InboxOf(req.ReplyTo, responsePrefix+"."+req.ClientId) {
 		return nil, nil, reject(rejectForeignReplyAddress, "client %q asks for replies at %q, not an inbox of its own", req.ClientId, req.ReplyTo)
-	}
-	if !c.allow.AllowsTarget(req.Target) {
-		return nil, nil, reject(rejectNotAllowed, "client %q may not call target %q", req.ClientId, req.Target)
 	}
 	if len(req.Sealed) == 0 && g.cfg.RequireEncryption {
 		return nil, nil, reject(rejectNotSealed, "client %q sent a request in clear; security.require_encryption is on", req.ClientId)

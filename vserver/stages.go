@@ -160,8 +160,9 @@ func (s *Server) decode(j *job) bool {
 // (security): a request that is unsigned, signed with a key its client id
 // does not have, tampered with, issued outside the replay window, taken
 // off another target's topic, asking for replies at an address that is not
-// its client's, or for a target its client may not call, is dropped:
-// counted, logged, never run and never answered. A sealed body is opened.
+// its client's, is dropped: counted, logged, never run and never
+// answered. A sealed body is opened. A verified client that may not call
+// the target gets PERMISSION_DENIED (its method is checked in resolve).
 func (s *Server) verify(j *job) bool {
 	if s.guard == nil {
 		return true
@@ -175,6 +176,11 @@ func (s *Server) verify(j *job) bool {
 		return false
 	}
 	j.client, j.sig = c, k
+	if !c.allow.AllowsTarget(j.req.Target) {
+		// The client is who it says: it may learn that it may not.
+		s.guard.rejected[rejectNotAllowed].Add(1)
+		return j.fail(codes.PermissionDenied, "vrpc: client %q may not call target %s", j.req.ClientId, j.req.Target)
+	}
 	return true
 }
 
@@ -272,6 +278,7 @@ func (s *Server) resolve(j *job) bool {
 		j.desc, method = desc, schema.FullMethod(desc)
 	}
 	if j.client != nil && !j.client.allow.Allows(req.Target, method) {
+		s.guard.rejected[rejectNotAllowed].Add(1)
 		return j.fail(codes.PermissionDenied, "vrpc: client %q may not call %s on target %s", req.ClientId, method, req.Target)
 	}
 	payload := req.Payload
