@@ -135,7 +135,11 @@ func newAttack(t *testing.T, bus rpcbus.Config, o E2EOptions) *attack {
 	t.Cleanup(func() { _ = raw.Close() })
 	a.raw = raw
 	request, _ := e.topics()
-	sub, err := raw.Subscribe(testContext(t), rpcbus.SubscribeOptions{Topics: []string{request + ".probe"}, Group: o.Prefix + "-eavesdropper"},
+	eavesdrop := rpcbus.SubscribeOptions{Topics: []string{request + ".probe"}, Group: o.Prefix + "-eavesdropper"}
+	if o.OnSubscribe != nil {
+		o.OnSubscribe(eavesdrop.Topics, eavesdrop.Group)
+	}
+	sub, err := raw.Subscribe(testContext(t), eavesdrop,
 		func(d *rpcbus.Delivery) {
 			m := d.Message
 			m.Value = bytes.Clone(m.Value)

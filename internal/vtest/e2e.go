@@ -33,6 +33,10 @@ type E2EOptions struct {
 	// the server will declare on the broker (AMQP queues, say) and delete
 	// it later. Every server's name starts with Prefix.
 	OnServer func(cfg *vrpc.Config)
+	// OnSubscribe, when set, is called with the topics and group of every
+	// subscription the suite makes other than a server's (RunAttacks'
+	// eavesdropper), for the same reason as OnServer.
+	OnSubscribe func(topics []string, group string)
 	// Security runs the suite with signed calls: the server knows every
 	// client of the suite by a key, and every request and reply is signed
 	// (and, with Ed25519Sealed, sealed). Zero runs it unsigned.

@@ -27,3 +27,24 @@ func TestEndToEnd(t *testing.T) {
 		},
 	})
 }
+
+// TestAttacks runs the attacker's probes against a server that
+// authenticates its clients, over the machine's RabbitMQ.
+func TestAttacks(t *testing.T) {
+	t.Parallel()
+	s := newScope(t)
+	bus := rpcbus.Config{Type: "amqp", Brokers: []string{brokerAddr}, Settings: s.settings(nil)}
+	vtest.RunAttacks(t, bus, vtest.E2EOptions{
+		Prefix: unique("atk"),
+		OnServer: func(cfg *vrpc.Config) {
+			for target := range cfg.Targets {
+				s.addQueue(cfg.Topics.Request + "." + target + ":" + cfg.Name)
+			}
+		},
+		OnSubscribe: func(topics []string, group string) {
+			for _, topic := range topics {
+				s.addQueue(topic + ":" + group)
+			}
+		},
+	})
+}

@@ -20,3 +20,12 @@ func TestEndToEnd(t *testing.T) {
 	bus := rpcbus.Config{Type: "mqtt", Brokers: []string{brokerAddr}, Settings: testSettings()}
 	vtest.RunEndToEnd(t, bus, vtest.E2EOptions{Prefix: name(t, "e2e")})
 }
+
+// TestAttacks runs the attacker's probes against a server that
+// authenticates its clients, over the machine's Mosquitto.
+func TestAttacks(t *testing.T) {
+	t.Parallel()
+	needBroker(t)
+	bus := rpcbus.Config{Type: "mqtt", Brokers: []string{brokerAddr}, Settings: testSettings()}
+	vtest.RunAttacks(t, bus, vtest.E2EOptions{Prefix: name(t, "atk")})
+}

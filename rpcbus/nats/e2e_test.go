@@ -19,3 +19,13 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(func() { deleteStreamsUnder(t, prefix) }) // after the server has stopped
 	vtest.RunEndToEnd(t, rpcbus.Config{Type: "nats", Brokers: []string{serverAddr}}, vtest.E2EOptions{Prefix: prefix})
 }
+
+// TestAttacks runs the attacker's probes against a server that
+// authenticates its clients, over the machine's NATS server.
+func TestAttacks(t *testing.T) {
+	needServer(t)
+	t.Parallel()
+	prefix := name(t, "atk")
+	t.Cleanup(func() { deleteStreamsUnder(t, prefix) })
+	vtest.RunAttacks(t, rpcbus.Config{Type: "nats", Brokers: []string{serverAddr}}, vtest.E2EOptions{Prefix: prefix})
+}

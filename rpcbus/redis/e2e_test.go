@@ -20,3 +20,13 @@ func TestEndToEnd(t *testing.T) {
 		Settings: testSettings(map[string]any{"key_prefix": runPrefix + "e2e:"})}
 	vtest.RunEndToEnd(t, bus, vtest.E2EOptions{Prefix: "e2e"})
 }
+
+// TestAttacks runs the attacker's probes against a server that
+// authenticates its clients, over the machine's Redis.
+func TestAttacks(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	bus := rpcbus.Config{Type: "redis", Brokers: []string{addr},
+		Settings: testSettings(map[string]any{"key_prefix": runPrefix + "atk:"})}
+	vtest.RunAttacks(t, bus, vtest.E2EOptions{Prefix: "atk"})
+}
