@@ -1,0 +1,271 @@
+package vgateway_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/internal/vtest"
+	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vgateway"
+)
+
+// heldTarget is demo.Demo for the limit tests: a message starting with
+// "hold" waits for release (or the call's end); anything else is echoed.
+// It counts the calls that reached it.
+type heldTarget struct {
+	demo.UnimplementedDemoServer
+	calls   atomic.Int64
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (h *heldTarget) Ping(ctx context.Context, r *demo.Request) (*demo.Response, error) {
+	h.calls.Add(1)
+	if strings.HasPrefix(r.Message, "hold") {
+		h.arrived <- struct{}{}
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return &demo.Response{Message: r.Message}, nil
+}
+
+// limitsEnv is a heldTarget on loopback (target "held"), a vRPC server for
+// it on bus, and a gateway configured by gw whose client is configured by
+// cc. dial opens a new connection to the gateway.
+type limitsEnv struct {
+	tg     *heldTarget
+	client *vclient.Client
+	gw     *vgateway.Gateway
+	addr   string
+}
+
+func newLimitsEnv(t *testing.T, bus rpcbus.Config, cc vclient.Config, gw vgateway.Config) *limitsEnv {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &limitsEnv{tg: &heldTarget{arrived: make(chan struct{}, 64), release: make(chan struct{})}}
+	gs := grpc.NewServer()
+	demo.RegisterDemoServer(gs, e.tg)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = gs.Serve(lis) }()
+	t.Cleanup(func() { gs.Stop(); <-served })
+	t.Cleanup(func() { close(e.tg.release) }) // first: lets everything drain
+
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"held": {Endpoint: lis.Addr().String()}}))
+	cc.RpcBus = bus
+	cc.Services = map[string]string{"demo.Demo": "held"}
+	e.client = vtest.StartClient(t, cc)
+	e.gw, err = vgateway.New(e.client, gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	glis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = glis.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- e.gw.Serve(glis) }()
+	t.Cleanup(func() {
+		e.gw.Stop()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *limitsEnv) dial(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(8<<20), grpc.MaxCallSendMsgSize(8<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func memoryBus(t *testing.T) rpcbus.Config {
+	return rpcbus.Config{Type: "memory", Brokers: []string{fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())}}
+}
+
+// TestInFlightBytes: while held calls hold max_in_flight_bytes of
+// requests, a call that does not fit fails at once with RESOURCE_EXHAUSTED
+// before it reaches the target, a small one still goes, and the bytes are
+// free again once the held calls return; on the memory bus and on Kafka.
+func TestInFlightBytes(t *testing.T) {
+	t.Parallel()
+	const (
+		maxMsg   = 32 << 10
+		inFlight = 48 << 10
+		reqSize  = 20 << 10
+	)
+	for _, bc := range []struct {
+		name string
+		bus  func(*testing.T) rpcbus.Config
+	}{
+		{"memory", memoryBus},
+		{"kafka", func(t *testing.T) rpcbus.Config { return vtest.StartKafka(t) }},
+	} {
+		t.Run(bc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newLimitsEnv(t, bc.bus(t), vclient.Config{ClientID: "gw-inflight"},
+				vgateway.Config{MaxMessageBytes: maxMsg, MaxInFlightBytes: inFlight})
+			conn := e.dial(t)
+			ctx := testContext(t)
+			held := func(tag string) string { return "hold" + tag + strings.Repeat("b", reqSize) }
+
+			errc := make(chan error, 2)
+			for i := range 2 {
+				go func() {
+					_, err := ping(ctx, conn, held(fmt.Sprint(i)))
+					errc <- err
+				}()
+				<-e.tg.arrived
+			}
+			if n := e.gw.InFlightBytes(); n < 2*reqSize || n > inFlight {
+				t.Fatalf("InFlightBytes with two 20 KiB calls held = %d", n)
+			}
+			// Bounded so that a gateway that queued the call fails this
+			// test soon; the assertion is on the code.
+			short, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := ping(short, conn, held("3"))
+			if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "max_in_flight_bytes") {
+				t.Fatalf("a third 20 KiB call over max_in_flight_bytes: got %v, want RESOURCE_EXHAUSTED naming gateway.max_in_flight_bytes", err)
+			}
+			if got := e.tg.calls.Load(); got != 2 {
+				t.Errorf("the target saw %d calls, want the 2 held ones", got)
+			}
+			if resp, err := ping(ctx, conn, "small"); err != nil || resp.Message != "small" {
+				t.Fatalf("a small call under max_in_flight_bytes: %v, %v", resp, err)
+			}
+			e.tg.release <- struct{}{}
+			e.tg.release <- struct{}{}
+			for range 2 {
+				if err := <-errc; err != nil {
+					t.Fatalf("held call: %v", err)
+				}
+			}
+			// A call's bytes are released before its status is sent.
+			if n := e.gw.InFlightBytes(); n != 0 {
+				t.Fatalf("InFlightBytes after every call returned = %d, want 0", n)
+			}
+			go func() { <-e.tg.arrived; e.tg.release <- struct{}{} }()
+			if _, err := ping(ctx, conn, held("4")); err != nil {
+				t.Fatalf("a 20 KiB call once the bytes are free: %v", err)
+			}
+		})
+	}
+}
+
+// TestConcurrentStreams: max_concurrent_streams bounds the calls open on
+// one connection, not across them: with two held on one connection, a
+// third there waits in the caller's gRPC library and never reaches the
+// target, while a call on another connection goes through.
+func TestConcurrentStreams(t *testing.T) {
+	t.Parallel()
+	e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "gw-streams"}, vgateway.Config{MaxConcurrentStreams: 2})
+	a, b := e.dial(t), e.dial(t)
+	ctx := testContext(t)
+	errc := make(chan error, 3)
+	for i := range 2 {
+		go func() { _, err := ping(ctx, a, fmt.Sprintf("hold-a%d", i)); errc <- err }()
+		<-e.tg.arrived
+	}
+	// The third call on a: the target must not see it. Its deadline only
+	// ends the wait, long enough that a call let through would reach the
+	// target first; what is checked is that it never arrived.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := ping(short, a, "hold-a3"); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("third call on one connection: got %v, want DEADLINE_EXCEEDED (waiting for a stream)", err)
+	}
+	if got := e.tg.calls.Load(); got != 2 {
+		t.Fatalf("the target saw %d calls, want the 2 held on a: the third on a got a stream", got)
+	}
+	go func() { _, err := ping(ctx, b, "hold-b"); errc <- err }()
+	<-e.tg.arrived
+	if got := e.tg.calls.Load(); got != 3 {
+		t.Errorf("the target saw %d calls, want 3 (two on a, one on b)", got)
+	}
+	for range 3 {
+		e.tg.release <- struct{}{}
+	}
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Errorf("held call: %v", err)
+		}
+	}
+}
+
+// TestGatewayMetadataAndMessageLimits: request metadata over the client's
+// max_metadata_bytes is RESOURCE_EXHAUSTED; over the header list cap
+// gRPC's transport refuses it (INTERNAL, from the caller's own library,
+// which reads the cap from the gateway's HTTP/2 settings); a request over the client's max_message_bytes is
+// refused by the gateway's gRPC edge, clamped to it. None reaches the
+// target.
+func TestGatewayMetadataAndMessageLimits(t *testing.T) {
+	t.Parallel()
+	const (
+		maxMD  = 1024
+		maxMsg = 16 << 10
+	)
+	e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "gw-md", MaxMetadataBytes: maxMD, MaxMessageBytes: maxMsg}, vgateway.Config{})
+	cfg := e.gw.Config()
+	if cfg.MaxMessageBytes != maxMsg {
+		t.Errorf("gateway max_message_bytes = %d, want the client's %d", cfg.MaxMessageBytes, maxMsg)
+	}
+	if want := 2*maxMD + 16<<10; cfg.MaxHeaderListBytes != want {
+		t.Errorf("gateway max_header_list_bytes = %d, want %d", cfg.MaxHeaderListBytes, want)
+	}
+	conn := e.dial(t)
+	ctx := testContext(t)
+	for _, tc := range []struct {
+		name string
+		md   metadata.MD
+		msg  string
+		want codes.Code
+	}{
+		{"metadata under", metadata.Pairs("x-md", strings.Repeat("m", maxMD-8)), "a", codes.OK},
+		{"metadata over max_metadata_bytes", metadata.Pairs("x-md", strings.Repeat("m", 2*maxMD)), "b", codes.ResourceExhausted},
+		{"metadata over the header list cap", metadata.Pairs("x-md", strings.Repeat("m", 64<<10)), "c", codes.Internal},
+		{"message over the client's max", nil, strings.Repeat("o", maxMsg), codes.ResourceExhausted},
+	} {
+		before := e.tg.calls.Load()
+		_, err := ping(metadata.NewOutgoingContext(ctx, tc.md), conn, tc.msg)
+		reached := e.tg.calls.Load() - before
+		switch {
+		case tc.want == codes.OK:
+			if err != nil || reached != 1 {
+				t.Errorf("%s: %v (reached the target %d times)", tc.name, err, reached)
+			}
+			continue
+		case status.Code(err) != tc.want:
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+		if reached != 0 {
+			t.Errorf("%s: refused, yet the call reached the target", tc.name)
+		}
+	}
+}
