@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
@@ -53,7 +58,8 @@ type limitsEnv struct {
 	tg     *heldTarget
 	client *vclient.Client
 	gw     *vgateway.Gateway
-	addr   string
+	addr   string // the gateway's
+	target string // the heldTarget's
 }
 
 func newLimitsEnv(t *testing.T, bus rpcbus.Config, cc vclient.Config, gw vgateway.Config) *limitsEnv {
@@ -62,7 +68,7 @@ func newLimitsEnv(t *testing.T, bus rpcbus.Config, cc vclient.Config, gw vgatewa
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &limitsEnv{tg: &heldTarget{arrived: make(chan struct{}, 64), release: make(chan struct{})}}
+	e := &limitsEnv{tg: &heldTarget{arrived: make(chan struct{}, 4096), release: make(chan struct{})}}
 	gs := grpc.NewServer()
 	demo.RegisterDemoServer(gs, e.tg)
 	served := make(chan struct{})
@@ -70,7 +76,8 @@ func newLimitsEnv(t *testing.T, bus rpcbus.Config, cc vclient.Config, gw vgatewa
 	t.Cleanup(func() { gs.Stop(); <-served })
 	t.Cleanup(func() { close(e.tg.release) }) // first: lets everything drain
 
-	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"held": {Endpoint: lis.Addr().String()}}))
+	e.target = lis.Addr().String()
+	vtest.StartServer(t, vtest.ServerConfig(bus, map[string]vrpc.Target{"held": {Endpoint: e.target}}))
 	cc.RpcBus = bus
 	cc.Services = map[string]string{"demo.Demo": "held"}
 	e.client = vtest.StartClient(t, cc)
@@ -267,5 +274,126 @@ func TestGatewayMetadataAndMessageLimits(t *testing.T) {
 		if reached != 0 {
 			t.Errorf("%s: refused, yet the call reached the target", tc.name)
 		}
+	}
+}
+
+// footprint is the live heap and the goroutine stacks, after a GC, and the
+// goroutine count.
+func footprint() (heap, stacks uint64, goroutines int) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
+}
+
+// writeProfiles writes the heap profile and the goroutines, grouped by
+// stack, to dir as <name>.heap and <name>.goroutines.
+func writeProfiles(t *testing.T, dir, name string) {
+	for _, p := range []struct {
+		profile, ext string
+		debug        int
+	}{{"heap", "heap", 0}, {"goroutine", "goroutines", 1}} {
+		f, err := os.Create(filepath.Join(dir, name+"."+p.ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.Lookup(p.profile).WriteTo(f, p.debug); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPendingCallMemory measures what a call waiting for its reply costs
+// the process, held at the target so that it stays pending: through the
+// gateway (a gRPC caller, the gateway, its client, the bus, the server, the
+// target, all in this process), through the client alone (the same
+// without the caller and the gateway), and a direct gRPC call to the
+// target. The gateway's share is the first less the second: the caller's
+// gRPC stream, the gateway's gRPC stream and handler. It must stay within
+// two direct gRPC calls' worth (a call through the gateway is two gRPC
+// calls). Set VRPC_PENDING_PROFILE_DIR to a directory to get the heap
+// profile and the goroutines taken with each set of calls pending.
+func TestPendingCallMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures memory with 1000 calls pending")
+	}
+	// Not parallel: it measures the whole process.
+	const n = 1000 // within the server's max_in_flight (1024)
+	if os.Getenv("VRPC_PENDING_PROFILE_DIR") != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 64 // a sample every 64 bytes: per call, to the byte
+	}
+	e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "gw-memory"}, vgateway.Config{})
+	ctx := testContext(t)
+	conn := e.dial(t)
+	direct, err := grpc.NewClient(e.target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	req := func(i int) []byte {
+		b, _ := proto.Marshal(&demo.Request{Message: fmt.Sprintf("hold-%04d", i)})
+		return b
+	}
+	// Warm every path up, so that what is measured is per call.
+	warm, _ := proto.Marshal(&demo.Request{Message: "warm"})
+	if _, err := ping(ctx, conn, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.Invoke(ctx, "held", "/demo.Demo/Ping", warm, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ping(ctx, direct, "warm"); err != nil {
+		t.Fatal(err)
+	}
+
+	measure := func(name string, call func(i int) error) (perCall float64, goroutinesPerCall float64) {
+		h0, s0, g0 := footprint()
+		errc := make(chan error, n)
+		for i := range n {
+			go func() { errc <- call(i) }()
+		}
+		for range n {
+			<-e.tg.arrived
+		}
+		h1, s1, g1 := footprint()
+		if dir := os.Getenv("VRPC_PENDING_PROFILE_DIR"); dir != "" {
+			writeProfiles(t, dir, name)
+		}
+		for range n {
+			e.tg.release <- struct{}{}
+		}
+		for range n {
+			if err := <-errc; err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		heap, stacks := (float64(h1)-float64(h0))/n, (float64(s1)-float64(s0))/n
+		perCall, goroutinesPerCall = heap+stacks, float64(g1-g0)/n
+		t.Logf("%-8s %6.0f bytes (heap %6.0f, stacks %6.0f) and %.2f goroutines per pending call", name, perCall, heap, stacks, goroutinesPerCall)
+		return perCall, goroutinesPerCall
+	}
+	gwBytes, gwG := measure("gateway", func(i int) error {
+		_, err := ping(ctx, conn, fmt.Sprintf("hold-%04d", i))
+		return err
+	})
+	clBytes, clG := measure("client", func(i int) error {
+		_, err := e.client.Invoke(ctx, "held", "/demo.Demo/Ping", req(i), nil)
+		return err
+	})
+	dBytes, dG := measure("direct", func(i int) error {
+		_, err := ping(ctx, direct, fmt.Sprintf("hold-%04d", i))
+		return err
+	})
+	share, shareG := gwBytes-clBytes, gwG-clG
+	t.Logf("gateway's share: %.0f bytes and %.2f goroutines per pending call (a direct gRPC call: %.0f bytes, %.2f goroutines)", share, shareG, dBytes, dG)
+	if share > 2*dBytes+4096 {
+		t.Errorf("the gateway adds %.0f bytes per pending call, over twice a direct gRPC call's %.0f (plus 4 KiB)", share, dBytes)
+	}
+	if shareG > dG+0.5 {
+		t.Errorf("the gateway adds %.2f goroutines per pending call, more than a direct gRPC call's %.2f", shareG, dG)
 	}
 }
