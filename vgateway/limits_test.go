@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -396,4 +397,133 @@ func TestPendingCallMemory(t *testing.T) {
 	if shareG > dG+0.5 {
 		t.Errorf("the gateway adds %.2f goroutines per pending call, more than a direct gRPC call's %.2f", shareG, dG)
 	}
+}
+
+// rawConn is an HTTP/2 connection to the gateway with no gRPC library in
+// between, so that a test controls every ping.
+type rawConn struct {
+	net.Conn
+	fr *http2.Framer
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	// A bound on every read, so that a gateway that never answers fails
+	// the test instead of hanging it; no assertion is about time.
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	r := &rawConn{Conn: c, fr: http2.NewFramer(c, c)}
+	if err := r.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// next reads frames until one that is not SETTINGS, WINDOW_UPDATE or a
+// ping ack; SETTINGS are acknowledged.
+func (r *rawConn) next(t *testing.T) (http2.Frame, error) {
+	t.Helper()
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := r.fr.WriteSettingsAck(); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		case *http2.WindowUpdateFrame:
+			continue
+		}
+		return f, nil
+	}
+}
+
+// TestKeepalive: the gateway sends GOAWAY (ENHANCE_YOUR_CALM,
+// too_many_pings) to a caller that pings more often than
+// keepalive.min_time, answers one that keeps to it, and pings an idle
+// caller every keepalive.time, closing the connection when the ping goes
+// unanswered for keepalive.timeout.
+func TestKeepalive(t *testing.T) {
+	t.Parallel()
+	t.Run("pings too often", func(t *testing.T) {
+		t.Parallel()
+		e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "ka-often"}, vgateway.Config{}) // min_time 10s
+		r := dialRaw(t, e.addr)
+		for i := range 5 {
+			if err := r.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+				break // the gateway may have closed already
+			}
+		}
+		for {
+			f, err := r.next(t)
+			if err != nil {
+				t.Fatalf("connection ended without GOAWAY: %v", err)
+			}
+			if ga, ok := f.(*http2.GoAwayFrame); ok {
+				if ga.ErrCode != http2.ErrCodeEnhanceYourCalm || string(ga.DebugData()) != "too_many_pings" {
+					t.Errorf("GOAWAY %v %q, want ENHANCE_YOUR_CALM too_many_pings", ga.ErrCode, ga.DebugData())
+				}
+				return
+			}
+		}
+	})
+	t.Run("pings within min_time", func(t *testing.T) {
+		t.Parallel()
+		gw := vgateway.Config{}
+		gw.Keepalive.MinTime = time.Millisecond
+		e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "ka-polite"}, gw)
+		r := dialRaw(t, e.addr)
+		for i := range 5 {
+			time.Sleep(20 * time.Millisecond) // 20 times min_time
+			if err := r.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := r.next(t)
+			if err != nil {
+				t.Fatalf("ping %d: %v", i, err)
+			}
+			if p, ok := f.(*http2.PingFrame); !ok || !p.IsAck() || p.Data[0] != byte(i) {
+				t.Fatalf("ping %d: got %v, want its ack", i, f)
+			}
+		}
+	})
+	t.Run("idle caller", func(t *testing.T) {
+		t.Parallel()
+		gw := vgateway.Config{}
+		gw.Keepalive.Time, gw.Keepalive.Timeout = time.Second, time.Second // gRPC's minimum time is 1s
+		e := newLimitsEnv(t, memoryBus(t), vclient.Config{ClientID: "ka-idle"}, gw)
+		r := dialRaw(t, e.addr)
+		f, err := r.next(t)
+		if err != nil {
+			t.Fatalf("no ping from the gateway: %v", err)
+		}
+		if p, ok := f.(*http2.PingFrame); !ok || p.IsAck() {
+			t.Fatalf("got %v, want the gateway's ping", f)
+		}
+		// Not answered: the gateway ends the connection.
+		for {
+			f, err := r.next(t)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("the connection stayed open with its ping unanswered: %v", err)
+				}
+				return // closed
+			}
+			if _, ok := f.(*http2.GoAwayFrame); ok {
+				return
+			}
+		}
+	})
 }
