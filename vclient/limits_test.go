@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -164,8 +165,14 @@ func TestPendingBytesLimit(t *testing.T) {
 		}()
 		<-tg.arrived
 	}
-	if n := c.PendingBytes(); n < 2*(maxMsg-64) || n > maxPending {
+	n := c.PendingBytes()
+	if n < 2*(maxMsg-64) || n > maxPending {
 		t.Fatalf("PendingBytes with two 16 KiB calls held = %d", n)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Collector())
+	if got := gathered(t, reg, "vrpc_client_pending_bytes", map[string]string{"client_id": "pending-bytes"}); got != float64(n) {
+		t.Errorf("vrpc_client_pending_bytes = %v, want %d", got, n)
 	}
 	// Bounded only so that a client that queued the call instead fails
 	// this test soon; the assertion is on the code, not the time.
