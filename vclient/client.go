@@ -240,6 +240,10 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 		c.forget(seq)
 		return nil, err
 	}
+	// The bus has the request and it is never published again: let the
+	// payload go while the call waits (for the gateway, the last
+	// reference to the caller's request).
+	req.Payload = nil
 	select {
 	case resp := <-ch:
 		if c.cfg.Debug {

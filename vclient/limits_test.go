@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -291,5 +292,40 @@ func TestLimitsConfig(t *testing.T) {
 				t.Errorf("%s: %q does not say %q", tc.name, err, w)
 			}
 		}
+	}
+}
+
+// TestPendingCallDropsPayload: once the bus has a request, the client
+// keeps no reference to its payload while the call waits, so that a
+// caller that lets go of it (the gateway does) frees it: pending calls
+// cost their metadata, not their payload.
+func TestPendingCallDropsPayload(t *testing.T) {
+	t.Parallel()
+	c, tg := limitsDeployment(t, memoryBus(t), vclient.Config{ClientID: "drops-payload"})
+	ctx := limitsContext(t)
+	freed := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		b := pingBytes(t, "hold"+strings.Repeat("p", 64<<10))
+		runtime.AddCleanup(&b[0], func(ch chan struct{}) { close(ch) }, freed)
+		_, err := c.Invoke(ctx, "demo", "/demo.Demo/Ping", b, nil)
+		errc <- err
+	}()
+	<-tg.arrived
+	for i := 0; ; i++ {
+		runtime.GC()
+		select {
+		case <-freed:
+		case <-time.After(10 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Error("the payload of a pending call is still referenced after 100 GCs")
+		}
+		break
+	}
+	tg.release <- struct{}{}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
