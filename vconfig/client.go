@@ -37,6 +37,10 @@ const (
 //	retry: {count: 3, interval: 100ms}
 //	topics: {request: vrpc.requests, response: vrpc.responses}
 //	services: {demo.Demo: demo}
+//	max_message_bytes: 4194304
+//	max_pending: 100000
+//	max_metadata_bytes: 65536
+//	max_pending_bytes: 268435456
 //	debug: true
 type ClientConfig struct {
 	// ClientID identifies the caller; its replies come back on
