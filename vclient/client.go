@@ -37,10 +37,11 @@ type Client struct {
 	idPrefix string
 	seq      atomic.Uint64
 
-	mu      sync.Mutex
-	pending map[uint64]chan *vrpcpb.Response
-	closed  bool
-	calls   sync.WaitGroup // calls between admission and return
+	mu           sync.Mutex
+	pending      map[uint64]pendingCall
+	pendingBytes int // sum of the pending calls' bytes, bounded by max_pending_bytes
+	closed       bool
+	calls        sync.WaitGroup // calls between admission and return
 
 	schemas schemaCache // under mu
 	// topics holds the request topics published to (string → struct{}):
@@ -53,6 +54,12 @@ type Client struct {
 
 	obs    *observer // metrics and tracing (hooks.go)
 	signer *signer   // nil when security is off (security.go)
+}
+
+// pendingCall is a call waiting for its reply.
+type pendingCall struct {
+	ch    chan *vrpcpb.Response
+	bytes int // what the call counts against max_pending_bytes
 }
 
 // Response is the outcome of a call. When the call fails with the target's
@@ -98,7 +105,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		cfg:      cfg,
 		bus:      o.bus,
 		idPrefix: cfg.ClientID + "-" + randomHex(6) + "-",
-		pending:  make(map[uint64]chan *vrpcpb.Response),
+		pending:  make(map[uint64]pendingCall),
 	}
 	c.obs = newObserver(c, o.tp)
 	var err error
@@ -149,8 +156,9 @@ func (c *Client) ReplyAddress() string { return c.inbox.Address() }
 // The error is a gRPC status error: the target's own status, or one of
 // DEADLINE_EXCEEDED, CANCELED, UNAVAILABLE (bus unreachable),
 // UNIMPLEMENTED (no server serves target, or no such method),
-// INVALID_ARGUMENT (bad JSON) and RESOURCE_EXHAUSTED (payload over
-// max_message_bytes) from vRPC itself.
+// INVALID_ARGUMENT (bad JSON) and RESOURCE_EXHAUSTED (payload or reply
+// over max_message_bytes, metadata over max_metadata_bytes, or
+// max_pending / max_pending_bytes reached) from vRPC itself.
 func (c *Client) Call(ctx context.Context, target, method string, payload []byte, md map[string]string, opts ...CallOption) (*Response, error) {
 	var o callOptions
 	for _, opt := range opts {
@@ -210,7 +218,14 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 		defer cancel()
 	}
 
-	seq, ch, err := c.admit()
+	wireMD := codec.MetadataToWire(md)
+	mdBytes := metadataBytes(wireMD)
+	if mdBytes > c.cfg.MaxMetadataBytes {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"vrpc: request metadata of %d bytes is larger than max_metadata_bytes %d; send less metadata or raise max_metadata_bytes in the client", mdBytes, c.cfg.MaxMetadataBytes)
+	}
+
+	seq, ch, err := c.admit(len(payload) + mdBytes + len(method) + len(target))
 	if err != nil {
 		return nil, err
 	}
@@ -223,13 +238,17 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 	req.Target = target
 	req.Method = method
 	req.Payload = payload
-	req.Metadata = codec.MetadataToWire(md)
+	req.Metadata = wireMD
 	req.DeadlineUnixNano = deadline.UnixNano()
 	req.SentUnixNano = time.Now().UnixNano()
 	if err := c.publish(ctx, req); err != nil {
 		c.forget(seq)
 		return nil, err
 	}
+	// The bus has the request and it is never published again: let the
+	// payload go while the call waits (for the gateway, the last
+	// reference to the caller's request).
+	req.Payload = nil
 	select {
 	case resp := <-ch:
 		if c.cfg.Debug {
@@ -246,8 +265,9 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 	}
 }
 
-// admit registers a pending call, bounded by max_pending.
-func (c *Client) admit() (uint64, chan *vrpcpb.Response, error) {
+// admit registers a pending call of size bytes, bounded by max_pending
+// and max_pending_bytes.
+func (c *Client) admit(size int) (uint64, chan *vrpcpb.Response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -257,17 +277,64 @@ func (c *Client) admit() (uint64, chan *vrpcpb.Response, error) {
 		return 0, nil, status.Errorf(codes.ResourceExhausted,
 			"vrpc: %d calls already wait for a reply (max_pending); raise it or slow down", len(c.pending))
 	}
+	if c.pendingBytes+size > c.cfg.MaxPendingBytes {
+		return 0, nil, status.Errorf(codes.ResourceExhausted,
+			"vrpc: calls waiting for a reply hold %d request bytes and this one has %d, over max_pending_bytes %d; raise it or slow down",
+			c.pendingBytes, size, c.cfg.MaxPendingBytes)
+	}
 	seq := c.seq.Add(1)
 	ch := make(chan *vrpcpb.Response, 1)
-	c.pending[seq] = ch
+	c.pending[seq] = pendingCall{ch: ch, bytes: size}
+	c.pendingBytes += size
 	c.calls.Add(1)
 	return seq, ch, nil
 }
 
-func (c *Client) forget(seq uint64) {
+// take removes the pending call seq and returns its channel, nil if it
+// was not pending.
+func (c *Client) take(seq uint64) chan *vrpcpb.Response {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[seq]
+	if !ok {
+		return nil
+	}
 	delete(c.pending, seq)
-	c.mu.Unlock()
+	c.pendingBytes -= p.bytes
+	return p.ch
+}
+
+func (c *Client) forget(seq uint64) { c.take(seq) }
+
+// metadataBytes is the size of envelope metadata as max_metadata_bytes
+// counts it: keys and values.
+func metadataBytes(md []*vrpcpb.Metadata) int {
+	n := 0
+	for _, m := range md {
+		n += len(m.Key)
+		for _, v := range m.Values {
+			n += len(v)
+		}
+	}
+	return n
+}
+
+// replyOverhead is what a reply's envelope may add to its payload and
+// metadata: id, status message and details, version.
+const replyOverhead = 16 << 10
+
+// boundReply refuses, for its call, a reply whose payload is over
+// max_message_bytes or whose envelope (size bytes) is over that plus its
+// header and trailer (max_metadata_bytes each) and replyOverhead, as a gRPC
+// client refuses a message over its max receive size.
+func (c *Client) boundReply(resp *vrpcpb.Response, size int) *vrpcpb.Response {
+	limit := c.cfg.MaxMessageBytes + 2*c.cfg.MaxMetadataBytes + replyOverhead
+	if len(resp.Payload) <= c.cfg.MaxMessageBytes && size <= limit {
+		return resp
+	}
+	return &vrpcpb.Response{Id: resp.Id, Status: status.Newf(codes.ResourceExhausted,
+		"vrpc: received a reply larger than max (payload %d bytes, envelope %d, vs. max_message_bytes %d, envelope %d); raise max_message_bytes in the client",
+		len(resp.Payload), size, c.cfg.MaxMessageBytes, limit).Proto()}
 }
 
 // publish sends req, retrying failures of the bus (retry.count times,
@@ -368,12 +435,8 @@ func (c *Client) onReply(m *rpcbus.Message) {
 			return
 		}
 	}
-	c.mu.Lock()
-	ch := c.pending[seq]
-	delete(c.pending, seq)
-	c.mu.Unlock()
-	if ch != nil {
-		ch <- resp // buffered: never blocks
+	if ch := c.take(seq); ch != nil {
+		ch <- c.boundReply(resp, len(m.Value)) // buffered: never blocks
 	} else {
 		c.obs.lateReplies.Inc()
 	}
@@ -421,9 +484,10 @@ func (c *Client) Close() error {
 		t.Stop()
 	case <-t.C:
 		c.mu.Lock()
-		for seq, ch := range c.pending {
+		for seq, p := range c.pending {
 			delete(c.pending, seq)
-			ch <- &vrpcpb.Response{Status: status.New(codes.Unavailable, "vrpc: client closed before the reply arrived").Proto()}
+			c.pendingBytes -= p.bytes
+			p.ch <- &vrpcpb.Response{Status: status.New(codes.Unavailable, "vrpc: client closed before the reply arrived").Proto()}
 		}
 		c.mu.Unlock()
 		<-drained
@@ -469,6 +533,14 @@ func (c *Client) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
+}
+
+// PendingBytes returns the request bytes of the calls waiting for a reply,
+// as max_pending_bytes counts them.
+func (c *Client) PendingBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingBytes
 }
 
 // GetPayload returns r.Payload, or nil when r is nil.

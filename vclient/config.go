@@ -16,4 +16,8 @@ const (
 	DefaultResponseTopic   = vconfig.DefaultResponseTopic
 	DefaultMaxMessageBytes = vconfig.DefaultMaxMessageBytes
 	DefaultMaxPending      = vconfig.DefaultMaxPending
+	// DefaultMaxMetadataBytes is the default max_metadata_bytes.
+	DefaultMaxMetadataBytes = vconfig.DefaultMaxMetadataBytes
+	// DefaultMaxPendingBytes is the default max_pending_bytes.
+	DefaultMaxPendingBytes = vconfig.DefaultMaxPendingBytes
 )

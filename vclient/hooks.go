@@ -42,6 +42,7 @@ type observer struct {
 	// forgedReplies counts replies that did not verify (security on).
 	forgedReplies prometheus.Counter
 	pending       prometheus.GaugeFunc
+	pendingB      prometheus.GaugeFunc
 }
 
 func newObserver(c *Client, tp trace.TracerProvider) *observer {
@@ -78,6 +79,11 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 			Help:        "Calls published and waiting for their reply (bounded by max_pending).",
 			ConstLabels: labels,
 		}, func() float64 { return float64(c.Pending()) }),
+		pendingB: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vrpc_client_pending_bytes",
+			Help:        "Request bytes of the calls waiting for their reply (bounded by max_pending_bytes).",
+			ConstLabels: labels,
+		}, func() float64 { return float64(c.PendingBytes()) }),
 	}
 	if tp != nil {
 		o.tracer = tp.Tracer(TracerName)
@@ -91,8 +97,8 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 //	prometheus.MustRegister(client.Collector())
 //
 // vrpc_client_calls_total{target,code}, vrpc_client_call_duration_seconds{target},
-// vrpc_client_timeouts_total{target}, vrpc_client_pending_calls and
-// vrpc_client_orphan_replies_total, each with a client_id label. Two
+// vrpc_client_timeouts_total{target}, vrpc_client_pending_calls,
+// vrpc_client_pending_bytes and vrpc_client_orphan_replies_total, each with a client_id label. Two
 // clients with the same client id in one registry collide: wrap one with
 // prometheus.WrapRegistererWith.
 func (c *Client) Collector() prometheus.Collector { return c.obs }
@@ -105,6 +111,7 @@ func (o *observer) Describe(ch chan<- *prometheus.Desc) {
 	o.lateReplies.Describe(ch)
 	o.forgedReplies.Describe(ch)
 	o.pending.Describe(ch)
+	o.pendingB.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -115,6 +122,7 @@ func (o *observer) Collect(ch chan<- prometheus.Metric) {
 	o.lateReplies.Collect(ch)
 	o.forgedReplies.Collect(ch)
 	o.pending.Collect(ch)
+	o.pendingB.Collect(ch)
 }
 
 // invoke is carry observed: the client span, the trace context in the

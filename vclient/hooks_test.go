@@ -121,6 +121,7 @@ func TestClientMetrics(t *testing.T) {
 		{"vrpc_client_call_duration_seconds", map[string]string{"target": "demo"}, 4},
 		{"vrpc_client_call_duration_seconds", map[string]string{"target": "idle"}, 1},
 		{"vrpc_client_pending_calls", nil, 0},
+		{"vrpc_client_pending_bytes", nil, 0},
 		{"vrpc_client_orphan_replies_total", nil, 1},
 	} {
 		labels := map[string]string{"client_id": "metered"}

@@ -21,6 +21,11 @@ const (
 	DefaultResponseTopic   = "vrpc.responses"
 	DefaultMaxMessageBytes = 4 << 20
 	DefaultMaxPending      = 100000
+	// DefaultMaxMetadataBytes bounds a call's outgoing metadata.
+	DefaultMaxMetadataBytes = 64 << 10
+	// DefaultMaxPendingBytes bounds the request bytes of the calls that
+	// wait for a reply.
+	DefaultMaxPendingBytes = 256 << 20
 )
 
 // ClientConfig is the client configuration, client.yaml (vclient.Config
@@ -32,6 +37,10 @@ const (
 //	retry: {count: 3, interval: 100ms}
 //	topics: {request: vrpc.requests, response: vrpc.responses}
 //	services: {demo.Demo: demo}
+//	max_message_bytes: 4194304
+//	max_pending: 100000
+//	max_metadata_bytes: 65536
+//	max_pending_bytes: 268435456
 //	debug: true
 type ClientConfig struct {
 	// ClientID identifies the caller; its replies come back on
@@ -66,6 +75,16 @@ type ClientConfig struct {
 	MaxMessageBytes int `json:"max_message_bytes,default=4194304"`
 	// MaxPending bounds the calls waiting for a reply.
 	MaxPending int `json:"max_pending,default=100000"`
+	// MaxMetadataBytes bounds a call's outgoing metadata as the envelope
+	// carries it (keys and values, binary values base64-encoded); a call
+	// with more fails with RESOURCE_EXHAUSTED before anything is
+	// published. Each of a reply's header and trailer may be as large.
+	MaxMetadataBytes int `json:"max_metadata_bytes,default=65536"`
+	// MaxPendingBytes bounds the request bytes (payload, metadata, method
+	// and target) of the calls waiting for a reply, which the client holds
+	// until the reply comes. A call that would go over it fails at once
+	// with RESOURCE_EXHAUSTED rather than wait for room.
+	MaxPendingBytes int `json:"max_pending_bytes,default=268435456"`
 	// Debug logs every call and reply.
 	Debug bool `json:"debug,optional"`
 	// Security signs every request with the client's key and takes only
@@ -105,6 +124,12 @@ func (c *ClientConfig) SetDefaults() {
 	if c.MaxPending == 0 {
 		c.MaxPending = DefaultMaxPending
 	}
+	if c.MaxMetadataBytes == 0 {
+		c.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
 }
 
 // Validate reports every invalid value, each naming its YAML key. go-zero's
@@ -139,6 +164,23 @@ func (c *ClientConfig) Validate() error {
 	}
 	if c.MaxPending < 0 {
 		bad("max_pending %d: must be positive", c.MaxPending)
+	}
+	if c.MaxMetadataBytes < 0 {
+		bad("max_metadata_bytes %d: must be positive (default %d)", c.MaxMetadataBytes, DefaultMaxMetadataBytes)
+	}
+	if c.MaxPendingBytes < 0 {
+		bad("max_pending_bytes %d: must be positive (default %d)", c.MaxPendingBytes, DefaultMaxPendingBytes)
+	}
+	// Zero stands for the default, which SetDefaults fills in later.
+	msg, pend := c.MaxMessageBytes, c.MaxPendingBytes
+	if msg == 0 {
+		msg = DefaultMaxMessageBytes
+	}
+	if pend == 0 {
+		pend = DefaultMaxPendingBytes
+	}
+	if msg > 0 && pend > 0 && pend < msg {
+		bad("max_pending_bytes %d is below max_message_bytes %d: a request of the largest size could never be sent; raise max_pending_bytes to at least %d", pend, msg, msg)
 	}
 	if c.Security.Enabled() {
 		if _, _, err := c.Security.Keys(); err != nil {

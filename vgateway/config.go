@@ -3,6 +3,7 @@ package vgateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -17,7 +18,22 @@ const (
 	DefaultListen          = "127.0.0.1:9000"
 	DefaultMaxMessageBytes = 4 << 20
 	DefaultDrainTimeout    = 30 * time.Second
+	// DefaultMaxConcurrentStreams is the default max_concurrent_streams.
+	DefaultMaxConcurrentStreams = 1024
+	// DefaultMaxInFlightBytes is the default max_in_flight_bytes.
+	DefaultMaxInFlightBytes = 256 << 20
+	// DefaultKeepaliveTime, DefaultKeepaliveTimeout and
+	// DefaultKeepaliveMinTime are the defaults of the keepalive keys.
+	DefaultKeepaliveTime    = time.Minute
+	DefaultKeepaliveTimeout = 20 * time.Second
+	DefaultKeepaliveMinTime = 10 * time.Second
 )
+
+// headerListSlack is what max_header_list_bytes adds, by default, to twice
+// the client's max_metadata_bytes: room for gRPC's own headers. Twice,
+// because HTTP/2 counts 32 bytes on top of each field, which
+// max_metadata_bytes does not.
+const headerListSlack = 16 << 10
 
 // Config is the gateway section of client.yaml:
 //
@@ -25,6 +41,10 @@ const (
 //	  listen: 127.0.0.1:9000
 //	  max_message_bytes: 4194304
 //	  drain_timeout: 30s
+//	  max_concurrent_streams: 1024
+//	  max_in_flight_bytes: 268435456
+//	  keepalive: {time: 1m, timeout: 20s, min_time: 10s}
+//	  max_header_list_bytes: 147456
 //
 // Routing is the client's: its services table and the vrpc-target header.
 type Config struct {
@@ -38,6 +58,29 @@ type Config struct {
 	MaxMessageBytes int `json:"max_message_bytes,default=4194304"`
 	// DrainTimeout bounds how long Stop waits for the calls in flight.
 	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
+	// MaxConcurrentStreams bounds the calls one connection has open at
+	// once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): a caller's further
+	// calls wait in its own gRPC library until one ends.
+	MaxConcurrentStreams uint32 `json:"max_concurrent_streams,default=1024"`
+	// MaxInFlightBytes bounds the request and reply bytes the gateway
+	// holds for the calls in flight, across connections; a call whose
+	// request does not fit fails with RESOURCE_EXHAUSTED at once.
+	MaxInFlightBytes int `json:"max_in_flight_bytes,default=268435456"`
+	// Keepalive: the gateway pings a connection idle for Time and closes it
+	// when the ping goes unanswered for Timeout; a caller that pings more
+	// often than every MinTime is sent GOAWAY (too_many_pings).
+	Keepalive struct {
+		Time    time.Duration `json:"time,default=1m"`
+		Timeout time.Duration `json:"timeout,default=20s"`
+		MinTime time.Duration `json:"min_time,default=10s"`
+	} `json:"keepalive"`
+	// MaxHeaderListBytes bounds the request headers of a call as HTTP/2
+	// counts them (SETTINGS_MAX_HEADER_LIST_SIZE); gRPC ends a call over
+	// it at the transport, with INTERNAL. Zero takes twice the client's
+	// max_metadata_bytes plus 16 KiB, so that metadata between the
+	// client's limit and this one gets the clearer RESOURCE_EXHAUSTED of
+	// max_metadata_bytes.
+	MaxHeaderListBytes int `json:"max_header_list_bytes,optional"`
 }
 
 // SetDefaults fills the zero fields with the defaults.
@@ -50,6 +93,21 @@ func (c *Config) SetDefaults() {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
+	if c.Keepalive.Time == 0 {
+		c.Keepalive.Time = DefaultKeepaliveTime
+	}
+	if c.Keepalive.Timeout == 0 {
+		c.Keepalive.Timeout = DefaultKeepaliveTimeout
+	}
+	if c.Keepalive.MinTime == 0 {
+		c.Keepalive.MinTime = DefaultKeepaliveMinTime
 	}
 }
 
@@ -68,7 +126,31 @@ func (c *Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway.drain_timeout %v: must be positive", c.DrainTimeout))
 	}
+	if c.MaxInFlightBytes < 0 {
+		errs = append(errs, fmt.Errorf("gateway.max_in_flight_bytes %d: must be positive (default %d)", c.MaxInFlightBytes, DefaultMaxInFlightBytes))
+	} else if inFlight, msg := orDefault(c.MaxInFlightBytes, DefaultMaxInFlightBytes), orDefault(c.MaxMessageBytes, DefaultMaxMessageBytes); msg > 0 && inFlight < msg {
+		errs = append(errs, fmt.Errorf("gateway.max_in_flight_bytes %d is below gateway.max_message_bytes %d: a request of the largest size could never be carried; raise it to at least %d",
+			inFlight, msg, msg))
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"time", c.Keepalive.Time}, {"timeout", c.Keepalive.Timeout}, {"min_time", c.Keepalive.MinTime}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("gateway.keepalive.%s %v: must be positive", d.key, d.v))
+		}
+	}
+	if c.MaxHeaderListBytes < 0 || int64(c.MaxHeaderListBytes) > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("gateway.max_header_list_bytes %d: must be between 0 (twice the client's max_metadata_bytes plus 16 KiB) and %d", c.MaxHeaderListBytes, uint32(math.MaxUint32)))
+	}
 	return errors.Join(errs...)
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // FileConfig is a client.yaml with a gateway section: the vRPC client the

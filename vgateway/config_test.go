@@ -37,7 +37,9 @@ gateway:
 	if cfg.ClientID != "gw" || cfg.Services["other."] != "other" || cfg.Timeout.Request != 30*time.Second {
 		t.Errorf("client section %+v", cfg.Config)
 	}
-	want := vgateway.Config{Listen: "0.0.0.0:9100", MaxMessageBytes: 1 << 20, DrainTimeout: 30 * time.Second}
+	want := vgateway.Config{Listen: "0.0.0.0:9100", MaxMessageBytes: 1 << 20, DrainTimeout: 30 * time.Second,
+		MaxConcurrentStreams: 1024, MaxInFlightBytes: 256 << 20}
+	want.Keepalive.Time, want.Keepalive.Timeout, want.Keepalive.MinTime = time.Minute, 20*time.Second, 10*time.Second
 	if cfg.Gateway != want {
 		t.Errorf("gateway section %+v, want %+v", cfg.Gateway, want)
 	}
@@ -47,7 +49,9 @@ gateway:
 	if err := vgateway.LoadConfig(writeFile(t, "rpc_bus: {type: kafka}\n"), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	want = vgateway.Config{Listen: vgateway.DefaultListen, MaxMessageBytes: vgateway.DefaultMaxMessageBytes, DrainTimeout: vgateway.DefaultDrainTimeout}
+	want = vgateway.Config{Listen: vgateway.DefaultListen, MaxMessageBytes: vgateway.DefaultMaxMessageBytes, DrainTimeout: vgateway.DefaultDrainTimeout,
+		MaxConcurrentStreams: vgateway.DefaultMaxConcurrentStreams, MaxInFlightBytes: vgateway.DefaultMaxInFlightBytes}
+	want.Keepalive.Time, want.Keepalive.Timeout, want.Keepalive.MinTime = vgateway.DefaultKeepaliveTime, vgateway.DefaultKeepaliveTimeout, vgateway.DefaultKeepaliveMinTime
 	if cfg.Gateway != want {
 		t.Errorf("default gateway section %+v, want %+v", cfg.Gateway, want)
 	}
@@ -65,6 +69,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"gateway: {listen: nowhere}\n", `gateway.listen "nowhere"`},
 		{"gateway: {max_message_bytes: -1}\n", "gateway.max_message_bytes -1"},
 		{"gateway: {drain_timeout: -1s}\n", "gateway.drain_timeout -1s"},
+		{"gateway: {max_in_flight_bytes: -1}\n", "gateway.max_in_flight_bytes -1"},
+		{"gateway: {max_in_flight_bytes: 1048576}\n", "raise it to at least 4194304"},
+		{"gateway: {keepalive: {min_time: -1s}}\n", "gateway.keepalive.min_time -1s"},
+		{"gateway: {max_header_list_bytes: -1}\n", "gateway.max_header_list_bytes -1"},
+		{"max_pending_bytes: 1024\n", "max_pending_bytes 1024 is below max_message_bytes"},
+		{"max_metadata_bytes: -5\n", "max_metadata_bytes -5"},
 		{"services: {demo.Demo: 'a/b'}\n", "services.demo.Demo"},
 	} {
 		var cfg vgateway.FileConfig

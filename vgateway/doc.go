@@ -20,4 +20,10 @@
 // (grpc.reflection.v1 and v1alpha) for the targets of its services table,
 // exchanged with each target's own reflection service over the bus, so
 // that `grpcurl list` and `grpcurl describe` work through it.
+//
+// What a caller can make it hold is bounded: calls open per connection
+// (max_concurrent_streams), request and reply bytes of the calls in flight
+// across connections (max_in_flight_bytes, RESOURCE_EXHAUSTED beyond),
+// message size (max_message_bytes, at most the client's), request headers
+// (max_header_list_bytes), and idle or over-eager connections (keepalive).
 package vgateway

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // callers may compress their requests
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -37,6 +39,8 @@ type Gateway struct {
 	kinds  *methodKinds
 	quit   chan struct{} // closed by Stop: ends reflection streams
 
+	inFlight inFlight // bytes of the calls in flight (max_in_flight_bytes)
+
 	mu      sync.Mutex
 	lis     net.Listener
 	serving bool
@@ -54,9 +58,15 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	cfg.SetDefaults()
+	// The client could carry no more, either way: larger messages are
+	// refused at the gateway's edge, before they are read whole.
 	if clientMax := c.Config().MaxMessageBytes; cfg.MaxMessageBytes > clientMax {
-		logx.Errorf("vrpc gateway: gateway.max_message_bytes %d is above the client's max_message_bytes %d: requests between the two fail with RESOURCE_EXHAUSTED",
-			cfg.MaxMessageBytes, clientMax)
+		logx.Infof("vrpc gateway: gateway.max_message_bytes %d is above the client's max_message_bytes %d: the gateway uses %d",
+			cfg.MaxMessageBytes, clientMax, clientMax)
+		cfg.MaxMessageBytes = clientMax
+	}
+	if cfg.MaxHeaderListBytes == 0 {
+		cfg.MaxHeaderListBytes = 2*c.Config().MaxMetadataBytes + headerListSlack
 	}
 	g := &Gateway{
 		c:      c,
@@ -65,12 +75,19 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 		kinds:  newMethodKinds(c),
 		quit:   make(chan struct{}),
 	}
+	g.inFlight.max = int64(cfg.MaxInFlightBytes)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	g.srv = grpc.NewServer(
-		grpc.UnknownServiceHandler(c.Handler(g.route)),
+		grpc.UnknownServiceHandler(g.limit(c.Handler(g.route))),
 		grpc.ForceServerCodecV2(frameCodec{}),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(uint32(min(cfg.MaxHeaderListBytes, math.MaxUint32))),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.Keepalive.Time, Timeout: cfg.Keepalive.Timeout}),
+		// Pings with no call open are allowed: callers that keep idle
+		// connections alive are common and harmless at min_time apart.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.Keepalive.MinTime, PermitWithoutStream: true}),
 	)
 	healthpb.RegisterHealthServer(g.srv, g.health)
 	r := &reflector{g: g}
@@ -112,6 +129,11 @@ func (g *Gateway) ListenAndServe() error {
 	}
 	return g.Serve(lis)
 }
+
+// Config returns the gateway's configuration as it applies it: defaults
+// filled in, max_message_bytes clamped to the client's, and
+// max_header_list_bytes worked out.
+func (g *Gateway) Config() Config { return g.cfg }
 
 // Addr is the address the gateway serves on; nil before Serve.
 func (g *Gateway) Addr() net.Addr {

@@ -38,8 +38,12 @@ gateway section:
 
   gateway:
     listen: 127.0.0.1:9000       # default 127.0.0.1:9000; --listen overrides
-    max_message_bytes: 4194304   # request and reply limit; default 4 MiB
+    max_message_bytes: 4194304   # request and reply limit (at most the client's); default 4 MiB
     drain_timeout: 30s           # how long a stop waits for calls in flight
+    max_concurrent_streams: 1024 # calls open at once on one connection
+    max_in_flight_bytes: 268435456  # bytes held for calls in flight; beyond: RESOURCE_EXHAUSTED
+    keepalive: {time: 1m, timeout: 20s, min_time: 10s}
+    max_header_list_bytes: 0     # 0: twice the client's max_metadata_bytes plus 16 KiB
 
 SIGINT or SIGTERM stops it gracefully: it stops taking calls and lets those in
 flight finish (up to drain_timeout).`,
