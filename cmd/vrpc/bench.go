@@ -36,6 +36,7 @@ type benchFlags struct {
 const (
 	viaClient  = "client"
 	viaGateway = "gateway"
+	viaSigned  = "signed"
 )
 
 // busAll is --bus all: every bus in allBuses, one after the other.
@@ -60,6 +61,13 @@ Over one bus, in this process, at each concurrency it measures:
                envelope published to a topic, a consumer group member
                publishing a reply envelope to the caller's inbox;
   vRPC         vclient -> bus -> vserver -> target and back.
+
+With --via signed it also measures vRPC with every request and reply signed and
+verified (security in server.yaml and client.yaml), on a second server beside
+the first:
+
+  vRPC hmac     signed with a per-client secret (HMAC-SHA256);
+  vRPC ed25519  signed with the client's Ed25519 key, replies with the server's.
 
 With --via gateway it also measures
 
@@ -102,6 +110,7 @@ counters). It exits 1 if a call was lost or answered wrongly, or, with
   vrpc bench --bus nats --brokers nats://127.0.0.1:4222
   vrpc bench --bus all --duration 10s --rounds 10
   vrpc bench --via gateway
+  vrpc bench --via signed --concurrency 64 --rounds 10 --duration 20s
   vrpc bench --chaos --duration 10m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -120,7 +129,7 @@ counters). It exits 1 if a call was lost or answered wrongly, or, with
 	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 64}, "calls in flight at once, one run per value")
 	fl.IntVar(&f.payload, "payload", 64, "size of the request message in bytes")
 	fl.BoolVar(&f.json, "json", false, "print the results as JSON instead of a table")
-	fl.StringVar(&f.via, "via", viaClient, "client: direct, raw bus and vRPC; gateway: those and the path through the vRPC gateway")
+	fl.StringVar(&f.via, "via", viaClient, "client: direct, raw bus and vRPC; gateway: those and the path through the vRPC gateway; signed: those and vRPC signed with HMAC and with Ed25519")
 	fl.IntVar(&f.rounds, "rounds", 1,
 		"split each path's --duration into this many slices, run in turn with the other paths' (after a first full warm-up, 100ms each), so that every path sees the same machine")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "",
@@ -171,6 +180,9 @@ type benchRun struct {
 	GatewayLimit    float64 `json:"gateway_limit,omitempty"`
 	GatewayvsDirect float64 `json:"gateway_vs_direct,omitempty"`
 	GatewayvsLimit  float64 `json:"gateway_vs_limit,omitempty"`
+	// With --via signed: the signed paths' throughput over unsigned vRPC's.
+	HMACvsUnsigned    float64 `json:"hmac_vs_unsigned,omitempty"`
+	Ed25519vsUnsigned float64 `json:"ed25519_vs_unsigned,omitempty"`
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -188,8 +200,8 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		return configError(fmt.Errorf("--warmup %v: must not be negative", f.warmup))
 	case f.payload < 0 || f.payload > 1<<20:
 		return configError(fmt.Errorf("--payload %d: want 0 to 1048576 bytes", f.payload))
-	case f.via != viaClient && f.via != viaGateway:
-		return configError(fmt.Errorf("--via %q: want %s or %s", f.via, viaClient, viaGateway))
+	case f.via != viaClient && f.via != viaGateway && f.via != viaSigned:
+		return configError(fmt.Errorf("--via %q: want %s, %s or %s", f.via, viaClient, viaGateway, viaSigned))
 	case len(f.concurrency) == 0:
 		return configError(fmt.Errorf("--concurrency: give at least one value"))
 	}
@@ -275,8 +287,13 @@ func benchBus(ctx context.Context, stderr io.Writer, f benchFlags, bus string) (
 	}()
 	rep.Bus = s.Deployment.BusInfo
 	paths := s.Paths()
-	if f.via == viaGateway {
+	switch f.via {
+	case viaGateway:
 		paths = s.GatewayPaths()
+	case viaSigned:
+		if paths, err = s.SignedPaths(ctx); err != nil {
+			return rep, false, err
+		}
 	}
 	for _, c := range f.concurrency {
 		run := benchRun{Concurrency: c}
@@ -294,6 +311,10 @@ func benchBus(ctx context.Context, stderr io.Writer, f benchFlags, bus string) (
 		run.VRPCvsDirect = ratio(vrpc.Throughput, direct.Throughput)
 		run.VRPCvsLimit = ratio(vrpc.Throughput, run.TwoHopLimit)
 		run.P50Overhead = vrpc.P50 - raw.P50 - direct.P50
+		if f.via == viaSigned {
+			run.HMACvsUnsigned = ratio(run.Results[3].Throughput, vrpc.Throughput)
+			run.Ed25519vsUnsigned = ratio(run.Results[4].Throughput, vrpc.Throughput)
+		}
 		if f.via == viaGateway {
 			gw := run.Results[3].Throughput
 			run.GatewayLimit = benchkit.GatewayLimit(raw.Throughput, direct.Throughput)
@@ -366,25 +387,33 @@ func printBenchTable(out io.Writer, rep benchReport) {
 	fmt.Fprintf(out, "vrpc bench: %s; payload %d B; %s; GOMAXPROCS %d\n\n",
 		rep.Bus, rep.Payload, describeTiming(rep.Duration, rep.Warmup, rep.Rounds), rep.GOMAXPROCS)
 	line := func(cells ...any) {
-		s := fmt.Sprintf("%5v  %-12s %9v %9v %9v %7v %10v %7v %10v", cells...)
+		s := fmt.Sprintf("%5v  %-12s %9v %9v %9v %7v %10v %7v %10v %12v", cells...)
 		fmt.Fprintln(out, strings.TrimRight(s, " "))
 	}
-	line("conc", "path", "calls/s", "p50", "p99", "errors", "vs direct", "vs L", "p50 over")
+	extra := ""
+	if rep.Via == viaSigned {
+		extra = "vs unsigned"
+	}
+	line("conc", "path", "calls/s", "p50", "p99", "errors", "vs direct", "vs L", "p50 over", extra)
 	for _, run := range rep.Runs {
 		for _, r := range run.Results {
-			vsDirect, vsL, over := "", "", ""
+			vsDirect, vsL, over, vsUnsigned := "", "", "", ""
 			switch r.Path {
+			case benchkit.PathHMAC:
+				vsUnsigned = fmt.Sprintf("%.3f", run.HMACvsUnsigned)
+			case benchkit.PathEd25519:
+				vsUnsigned = fmt.Sprintf("%.3f", run.Ed25519vsUnsigned)
 			case benchkit.PathVRPC:
 				vsDirect, vsL = fmt.Sprintf("%.3f", run.VRPCvsDirect), fmt.Sprintf("%.3f", run.VRPCvsLimit)
 				over = signed(run.P50Overhead)
 			case benchkit.PathGateway:
 				vsDirect, vsL = fmt.Sprintf("%.3f", run.GatewayvsDirect), fmt.Sprintf("%.3f", run.GatewayvsLimit)
 			}
-			line(run.Concurrency, r.Path, fmt.Sprintf("%.0f", r.Throughput), round(r.P50), round(r.P99), r.Errors, vsDirect, vsL, over)
+			line(run.Concurrency, r.Path, fmt.Sprintf("%.0f", r.Throughput), round(r.P50), round(r.P99), r.Errors, vsDirect, vsL, over, vsUnsigned)
 		}
-		line(run.Concurrency, "L", fmt.Sprintf("%.0f", run.TwoHopLimit), "", "", "", "", "", "")
+		line(run.Concurrency, "L", fmt.Sprintf("%.0f", run.TwoHopLimit), "", "", "", "", "", "", "")
 		if rep.Via == viaGateway {
-			line(run.Concurrency, "Lg", fmt.Sprintf("%.0f", run.GatewayLimit), "", "", "", "", "", "")
+			line(run.Concurrency, "Lg", fmt.Sprintf("%.0f", run.GatewayLimit), "", "", "", "", "", "", "")
 		}
 	}
 	fmt.Fprintln(out, "\nL = 1/(1/raw + 1/direct): the most calls/s two hops in sequence allow.")
@@ -395,6 +424,9 @@ func printBenchTable(out io.Writer, rep benchReport) {
 		return
 	}
 	fmt.Fprintln(out, "vs direct, vs L: vRPC's calls/s over direct gRPC's and over L.")
+	if rep.Via == viaSigned {
+		fmt.Fprintln(out, "vs unsigned: a signed path's calls/s over unsigned vRPC's (every request and reply signed and verified).")
+	}
 }
 
 // printBenchAllTable prints --bus all: a row per bus and concurrency.

@@ -54,6 +54,8 @@ type Setup struct {
 	gwServed chan error
 	gwConn   *grpc.ClientConn
 	gw       demo.DemoClient
+
+	signed *signedSetup // SignedPaths
 }
 
 // NewSetup starts a deployment, a gRPC conn to its target, a RawBus and a
@@ -181,6 +183,9 @@ func (s *Setup) Close() error {
 	}
 	if s.client != nil {
 		errs = append(errs, s.client.Close())
+	}
+	if s.signed != nil {
+		errs = append(errs, s.signed.close())
 	}
 	if s.raw != nil {
 		errs = append(errs, s.raw.Close())

@@ -447,4 +447,3 @@ func drain(ch chan *rpcbus.Message) {
 		}
 	}
 }
-
