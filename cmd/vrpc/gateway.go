@@ -91,6 +91,9 @@ func runGateway(ctx context.Context, file, listen string) error {
 	logx.Infof("vrpc gateway: serving gRPC on %s as client %s on %s bus %v; routes: %s",
 		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, cfg.RpcBus.Brokers, routes(cfg.Services))
 
+	if cfg.Security.Enabled() {
+		reloadOnHangup(ctx, "the client's keys", c.ReloadKeys)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- gw.Serve(lis) }()
 	select {

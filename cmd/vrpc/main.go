@@ -112,7 +112,7 @@ Start with 'vrpc demo': it needs nothing but Go.`,
 		return &exitError{exitUsage, fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newVersionCmd(), newServeCmd(), newDemoCmd(), newBenchCmd(), newCallCmd(), newListCmd())
-	root.AddCommand(newGatewayCmd())
+	root.AddCommand(newGatewayCmd(), newKeygenCmd())
 	return root
 }
 

@@ -29,6 +29,10 @@ With rpc_bus.type embedded the server also hosts the Kafka broker, on
 rpc_bus.brokers[0] (default 127.0.0.1:9092): clients and other servers reach it
 with type kafka, and no Kafka install is needed.
 
+With a security section, SIGHUP reads the keys again (security.keys_file and
+every *_file of a key) without a restart; the keys file is also read again
+whenever it changes.
+
 SIGINT or SIGTERM stops it gracefully: it stops consuming, lets the calls in
 flight finish and publish their replies (up to drain_timeout), then exits.
 
@@ -68,6 +72,9 @@ func serve(ctx context.Context, file string) error {
 		logx.Infof("vrpc: hosting the Kafka broker on %v (rpc_bus.type embedded); clients reach it with rpc_bus.type kafka", eb.Brokers())
 	}
 
+	if cfg.Security.Enabled() {
+		reloadOnHangup(ctx, "security keys", srv.ReloadKeys)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Start() }()
 	select {
