@@ -1,7 +1,10 @@
 package vrpc_test
 
 import (
+	"net"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -23,4 +26,20 @@ func TestAttacks(t *testing.T) {
 			vtest.RunAttacks(t, tc.bus(t), vtest.E2EOptions{Prefix: "atk"})
 		})
 	}
+}
+
+// TestReplayAcrossRestart: with a Redis dedup store, a captured request
+// published again to the server that replaced the one that ran it does not
+// run again.
+func TestReplayAcrossRestart(t *testing.T) {
+	const redisAddr = "127.0.0.1:6379"
+	if c, err := net.DialTimeout("tcp", redisAddr, time.Second); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis at %s: %v", redisAddr, err)
+		}
+		t.Skipf("no Redis at %s: %v", redisAddr, err)
+	} else {
+		c.Close()
+	}
+	vtest.RunReplayAcrossRestart(t, memoryBus(t), vtest.E2EOptions{Prefix: "replay"}, redisAddr)
 }

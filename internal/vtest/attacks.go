@@ -447,3 +447,89 @@ func drain(ch chan *rpcbus.Message) {
 		}
 	}
 }
+
+// RunReplayAcrossRestart: a signed request captured off the bus and
+// published again after the server that ran it was replaced by another of
+// its group runs once, when the group shares a Redis dedup store
+// (dedupRedis, the store's address; its keys are under a prefix of the
+// run's own, removed at the end).
+func RunReplayAcrossRestart(t *testing.T, bus rpcbus.Config, o E2EOptions, dedupRedis string) {
+	t.Helper()
+	e := &e2e{bus: bus, o: o}
+	p, probeAddr := startProbe(t, "replay-probe")
+	secret := seal.GenerateSecret()
+	serverCfg := func() *vrpc.Config {
+		cfg := e.serverConfig("replayed", map[string]vrpc.Target{"probe": {Endpoint: probeAddr}})
+		cfg.Dedup.Store = "redis"
+		cfg.Dedup.Redis.Addr = dedupRedis
+		cfg.Dedup.Redis.Prefix = "vrpc-test:" + o.Prefix + ":" + fmt.Sprint(time.Now().UnixNano()) + ":"
+		cfg.Security.Clients = map[string]vconfig.ClientKeysConf{
+			atkGood: {Allow: []string{"*"}, Keys: map[string]vconfig.KeyConf{"k1": {Secret: secret}}},
+		}
+		return cfg
+	}
+	first := serverCfg()
+	srv, err := vserver.NewServer(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Start() }()
+	<-srv.Ready()
+
+	cfg := e.clientConfig(atkGood)
+	cfg.Security = vconfig.ClientSecurityConf{KeyID: "k1", Secret: secret}
+	c := StartClient(t, cfg)
+	raw, err := rpcbus.New(bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	request, _ := e.topics()
+	captured := make(chan []byte, 1)
+	eavesdrop := rpcbus.SubscribeOptions{Topics: []string{request + ".probe"}, Group: o.Prefix + "-eavesdropper"}
+	if o.OnSubscribe != nil {
+		o.OnSubscribe(eavesdrop.Topics, eavesdrop.Group)
+	}
+	sub, err := raw.Subscribe(testContext(t), eavesdrop, func(d *rpcbus.Delivery) {
+		select {
+		case captured <- bytes.Clone(d.Value):
+		default:
+		}
+		d.Ack()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close(context.Background()) })
+
+	if _, err := ping(testContext(t), vclient.NewConn(c, "probe"), "once"); err != nil {
+		t.Fatal(err)
+	}
+	var copyOf []byte
+	eventually(t, "the eavesdropper to read the request", func() bool {
+		select {
+		case copyOf = <-captured:
+			return true
+		default:
+			return false
+		}
+	})
+	srv.Stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+
+	second := serverCfg()
+	second.Dedup.Redis.Prefix = first.Dedup.Redis.Prefix
+	replacement := StartServer(t, second)
+	if err := raw.Publish(testContext(t), request+".probe", &rpcbus.Message{Value: copyOf}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replacement server to answer the copy from the store", func() bool {
+		return replacement.Stats().Duplicates >= 1
+	})
+	if n := p.executed("once"); n != 1 {
+		t.Fatalf("a request published again after a restart ran %d times, want 1", n)
+	}
+}
