@@ -14,11 +14,11 @@ const (
 	ResponseSignatureField protowire.Number = 12
 )
 
-// SignRequest encodes req (codec.EncodeRequest) signed with k: it sets
+// SignRequest encodes req (as codec.EncodeRequest does) signed with k: it sets
 // req.KeyId to k's id, and the signature is the encoding's last field.
 func SignRequest(req *vrpcpb.Request, k *Key) ([]byte, error) {
-	req.KeyId, req.Signature = k.id, nil
-	b, err := codec.EncodeRequest(req)
+	req.KeyId, req.Signature, req.Version = k.id, nil, codec.Version
+	b, err := encode(req)
 	if err != nil {
 		return nil, err
 	}
@@ -39,11 +39,11 @@ func VerifyRequest(b []byte, k *Key) error {
 	return nil
 }
 
-// SignResponse encodes resp (codec.EncodeResponse) signed with k for the
+// SignResponse encodes resp (as codec.EncodeResponse does) signed with k for the
 // client clientID: a client other than clientID does not take it.
 func SignResponse(resp *vrpcpb.Response, clientID string, k *Key) ([]byte, error) {
-	resp.KeyId, resp.Signature = k.id, nil
-	b, err := codec.EncodeResponse(resp)
+	resp.KeyId, resp.Signature, resp.Version = k.id, nil, codec.Version
+	b, err := encode(resp)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Scheme names a signature scheme.
@@ -141,13 +142,38 @@ func (k *Key) CanSign() bool { return k.scheme == HMACSHA256 || k.priv != nil }
 // CanSeal reports whether the key seals and opens (it has a secret).
 func (k *Key) CanSeal() bool { return k.aead != nil }
 
+// prefix is what the signed input starts with: the domain, then the
+// length-prefixed context.
+func prefix(dst []byte, domain, context string) []byte {
+	dst = append(dst, domain...)
+	dst = binary.AppendUvarint(dst, uint64(len(context)))
+	return append(dst, context...)
+}
+
+// Prefixes without a context, made once: the hash's Write takes a slice,
+// which escapes, so a prefix made per call would be an allocation.
+var (
+	requestPrefix = prefix(nil, requestDomain, "")
+	replyPrefix   = prefix(nil, replyDomain, "")
+)
+
+// prefixes holds buffers for the prefixes with a context.
+var prefixes = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // sum writes the signed input (domain, then the length-prefixed context,
-// then b) to h.
+// then b) to h and appends its sum to dst.
 func sum(h hash.Hash, domain, context string, b []byte, dst []byte) []byte {
-	var n [binary.MaxVarintLen64]byte
-	h.Write([]byte(domain))
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(context)))])
-	h.Write([]byte(context))
+	switch {
+	case context == "" && domain == requestDomain:
+		h.Write(requestPrefix)
+	case context == "" && domain == replyDomain:
+		h.Write(replyPrefix)
+	default:
+		buf := prefixes.Get().(*[]byte)
+		*buf = prefix((*buf)[:0], domain, context)
+		h.Write(*buf)
+		prefixes.Put(buf)
+	}
 	h.Write(b)
 	return h.Sum(dst)
 }
@@ -183,26 +209,31 @@ func (k *Key) verify(domain, context string, b, sig []byte) bool {
 	return ed25519.Verify(k.pub, sum(sha256.New(), domain, context, b, digest[:0]), sig)
 }
 
+// sigFieldSize is the most a signature field takes.
+const sigFieldSize = 2 + 1 + ed25519.SignatureSize
+
 // appendSigned appends to b, an encoded envelope without its signature, the
-// signature field: the field number field holding k's signature of b.
+// signature field: the field number field holding k's signature of b. It
+// appends in place when b has room (see encode).
 func (k *Key) appendSigned(b []byte, field protowire.Number, domain, context string) ([]byte, error) {
 	size := sha256.Size
 	if k.scheme == Ed25519 {
 		size = ed25519.SignatureSize
 	}
-	out := make([]byte, len(b), len(b)+protowire.SizeTag(field)+protowire.SizeBytes(size))
-	copy(out, b)
-	out = protowire.AppendTag(out, field, protowire.BytesType)
+	n := len(b)
+	out := protowire.AppendTag(b, field, protowire.BytesType)
 	out = protowire.AppendVarint(out, uint64(size))
-	var err error
-	out, err = k.signature(domain, context, b, out)
+	out, err := k.signature(domain, context, out[:n], out)
 	if err != nil {
 		return nil, err
 	}
-	if len(out) != cap(out) {
-		return nil, fmt.Errorf("signature of %d bytes, want %d", len(out)-len(b)-protowire.SizeTag(field)-protowire.SizeVarint(uint64(size)), size)
-	}
 	return out, nil
+}
+
+// encode marshals m with room after it for a signature field.
+func encode(m proto.Message) ([]byte, error) {
+	size := proto.Size(m)
+	return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(make([]byte, 0, size+sigFieldSize), m)
 }
 
 // Split returns the bytes of an encoded envelope that its signature covers,
