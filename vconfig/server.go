@@ -14,6 +14,7 @@ import (
 // struct tags and by Config.SetDefaults for configs built in Go.
 const (
 	DefaultServerName     = "vrpc-server"
+	DefaultAdminHost      = "127.0.0.1"
 	DefaultTargetTimeout  = "30s"
 	DefaultMaxInFlight    = 1024
 	DefaultMaxMessageSize = 4 << 20
@@ -30,10 +31,12 @@ type Config struct {
 	// share the requests of their targets.
 	Name string `json:"name,default=vrpc-server"`
 	// Host and Port are the admin HTTP address (/healthz, /readyz,
-	// /metrics, /debug/vrpc). In YAML
+	// /metrics, /debug/vrpc). Host defaults to 127.0.0.1: /debug/vrpc
+	// tells whoever asks about the bus and the targets, so reaching it
+	// from elsewhere is the operator's choice (host: 0.0.0.0). In YAML
 	// port defaults to 8080; in Go, port 0 picks a free port and a negative
 	// port disables the admin endpoint.
-	Host string `json:"host,default=0.0.0.0"`
+	Host string `json:"host,default=127.0.0.1"`
 	Port int    `json:"port,default=8080"`
 	// RpcServerConf is the server's own gRPC listener (grpc.health.v1).
 	RpcServerConf RpcServerConf `json:"rpc_server_conf,optional"`
@@ -114,6 +117,9 @@ type PluginConf struct {
 func (c *Config) SetDefaults() {
 	if c.Name == "" {
 		c.Name = DefaultServerName
+	}
+	if c.Host == "" {
+		c.Host = DefaultAdminHost
 	}
 	if c.RpcBus.Type == "" {
 		c.RpcBus.Type = "kafka"
