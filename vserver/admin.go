@@ -213,12 +213,14 @@ type DebugInfo struct {
 // DebugBus is the bus part of DebugInfo. Brokers are the servers the bus
 // reports (rpcbus.Addresser), or else the configured ones, with
 // credentials redacted either way. Connected is absent when the bus cannot
-// tell (it does not implement rpcbus.Pinger).
+// tell (it does not implement rpcbus.Pinger). Settings are rpc_bus.settings
+// with secrets masked (rpcbus.RedactSettings).
 type DebugBus struct {
-	Type      string   `json:"type"`
-	Brokers   []string `json:"brokers,omitempty"`
-	Connected *bool    `json:"connected,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	Type      string         `json:"type"`
+	Brokers   []string       `json:"brokers,omitempty"`
+	Settings  map[string]any `json:"settings,omitempty"`
+	Connected *bool          `json:"connected,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // DebugCounters are the server's Stats.
@@ -253,7 +255,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 	info := DebugInfo{
 		Server:      s.cfg.Name,
 		Version:     version.Release,
-		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses()},
+		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses(), Settings: rpcbus.RedactSettings(s.cfg.RpcBus.Settings)},
 		Topics:      s.Topics(),
 		InFlight:    s.busy.Load(),
 		MaxInFlight: s.cfg.MaxInFlight,

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/zeromicro/go-zero/core/logx"
 
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vgateway"
 )
@@ -85,7 +86,7 @@ func runGateway(ctx context.Context, file, listen string) error {
 		return configError(fmt.Errorf("client config %s: %w", file, err))
 	}
 	logx.Infof("vrpc gateway: serving gRPC on %s as client %s on %s bus %v; routes: %s",
-		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, cfg.RpcBus.Brokers, routes(cfg.Services))
+		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), routes(cfg.Services))
 
 	errc := make(chan error, 1)
 	go func() { errc <- gw.Serve(lis) }()

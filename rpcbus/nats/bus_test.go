@@ -337,3 +337,18 @@ func TestAddresses(t *testing.T) {
 		t.Errorf("Ping: %v", err)
 	}
 }
+
+// TestConnectErrorRedacted: the error of a failed connection names the
+// servers without the passwords and tokens in their URLs.
+func TestConnectErrorRedacted(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"nats://alice:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1", "nats://alice:s3cret@[::1"} {
+		_, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{addr}, Settings: map[string]any{"connect_timeout": "1s"}})
+		if err == nil {
+			t.Fatalf("New(%s) connected", addr)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx") {
+			t.Errorf("New(%s): %v, want the address with its secret redacted", addr, err)
+		}
+	}
+}
