@@ -1,12 +1,14 @@
 package vconfig
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"time"
 
+	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -80,10 +82,43 @@ type DedupConf struct {
 // RedisConf is dedup.redis.
 type RedisConf struct {
 	Addr     string `json:"addr,default=127.0.0.1:6379"`
+	Username string `json:"username,optional"`
 	Password string `json:"password,optional"`
 	DB       int    `json:"db,optional"`
 	// Prefix is prepended to every key.
 	Prefix string `json:"prefix,default=vrpc:dedup:"`
+
+	// TLS connects with TLS; any other tls_* key turns it on too. The keys
+	// mean what they mean in rpc_bus.settings: TLSCAFile the PEM CAs to
+	// trust instead of the system's, TLSCertFile and TLSKeyFile a client
+	// certificate and its key (mutual TLS), TLSServerName the name to
+	// verify the server's certificate against when it is not addr's host,
+	// TLSInsecureSkipVerify any certificate (tests only).
+	TLS                   bool   `json:"tls,optional"`
+	TLSCAFile             string `json:"tls_ca_file,optional"`
+	TLSCertFile           string `json:"tls_cert_file,optional"`
+	TLSKeyFile            string `json:"tls_key_file,optional"`
+	TLSServerName         string `json:"tls_server_name,optional"`
+	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,optional"`
+}
+
+// TLSConfig returns the TLS configuration of the connection to Redis, or
+// nil for plain text. It reads the files, so a bad one is an error naming
+// its key. Without tls_server_name, the certificate is checked against
+// addr's host.
+func (r *RedisConf) TLSConfig() (*tls.Config, error) {
+	t := settings.TLS{TLS: r.TLS, CAFile: r.TLSCAFile, CertFile: r.TLSCertFile, KeyFile: r.TLSKeyFile,
+		ServerName: r.TLSServerName, InsecureSkipVerify: r.TLSInsecureSkipVerify}
+	c, err := t.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return nil, fmt.Errorf("dedup.redis.%s: %v", ke.Key, ke.Err)
+	}
+	if c != nil && c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(r.Addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	return c, err
 }
 
 // RpcServerConf is rpc_server_conf: the server's own gRPC endpoint.
@@ -226,6 +261,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Dedup.TTL < 0 {
 		bad("dedup.ttl %v: must be positive", c.Dedup.TTL)
+	}
+	if c.Dedup.Store == "redis" {
+		if _, _, err := net.SplitHostPort(c.Dedup.Redis.Addr); err != nil {
+			bad("dedup.redis.addr %q: want host:port (%v)", rpcbus.RedactAddress(c.Dedup.Redis.Addr), err)
+		}
+		if _, err := c.Dedup.Redis.TLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
