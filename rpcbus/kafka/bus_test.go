@@ -8,9 +8,12 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
@@ -253,19 +256,14 @@ func TestMaxInFlight(t *testing.T) {
 	}
 }
 
-// TestInbox checks that an inbox sees what is published after Inbox
-// returns and nothing from before, and that two inboxes with one name both
-// see everything.
+// TestInbox checks that an inbox sees what is published to its address
+// after Inbox returns, that two inboxes with one name have addresses (and
+// topics) of their own, made with retention.ms of reply_retention, and
+// that Close deletes its topic.
 func TestInbox(t *testing.T) {
 	t.Parallel()
-	b := newBus(t, nil)
-	addr := name(t, "client")
-	if err := b.CreateTopics(ctxFor(t, 30*time.Second), addr); err != nil {
-		t.Fatal(err)
-	}
-	// Same key as what follows: same partition, so had it been delivered
-	// it would have come first.
-	publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte("before")})
+	b := newBus(t, map[string]any{"heartbeat_interval": "100ms", "reply_retention": "90m"})
+	n := name(t, "client")
 
 	type inboxLog struct {
 		mu  sync.Mutex
@@ -273,7 +271,7 @@ func TestInbox(t *testing.T) {
 	}
 	open := func() (*inboxLog, rpcbus.Inbox) {
 		l := &inboxLog{}
-		ib, err := b.Inbox(ctxFor(t, 30*time.Second), addr, func(m *rpcbus.Message) {
+		ib, err := b.Inbox(ctxFor(t, 30*time.Second), n, func(m *rpcbus.Message) {
 			l.mu.Lock()
 			l.got = append(l.got, string(m.Value))
 			l.mu.Unlock()
@@ -282,18 +280,25 @@ func TestInbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = ib.Close() })
-		if ib.Address() != addr {
-			t.Fatalf("Address() = %q, want %q", ib.Address(), addr)
+		if !strings.HasPrefix(ib.Address(), n+".") || !rpcbus.ValidName(ib.Address()) {
+			t.Fatalf("Address() = %q, want %q, a dot and a suffix", ib.Address(), n)
 		}
 		return l, ib
 	}
 	l1, ib1 := open()
-	l2, _ := open()
-	for i := range 3 {
-		publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("after", i))})
+	l2, ib2 := open()
+	if ib1.Address() == ib2.Address() {
+		t.Fatalf("two inboxes named %q share the address %q", n, ib1.Address())
 	}
-	want := []string{"after0", "after1", "after2"}
+	for i := range 3 {
+		publish(t, b, ib1.Address(), &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("one", i))})
+		publish(t, b, ib2.Address(), &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("two", i))})
+	}
 	for i, l := range []*inboxLog{l1, l2} {
+		want := []string{"one0", "one1", "one2"}
+		if i == 1 {
+			want = []string{"two0", "two1", "two2"}
+		}
 		eventually(t, "3 replies", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.got) >= 3 })
 		l.mu.Lock()
 		if !slices.Equal(l.got, want) {
@@ -301,12 +306,45 @@ func TestInbox(t *testing.T) {
 		}
 		l.mu.Unlock()
 	}
+
+	adm := kadm.NewClient(newRawClient(t))
+	ctx := ctxFor(t, 30*time.Second)
+	cfgs, err := adm.DescribeTopicConfigs(ctx, ib1.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := cfgs.On(ib1.Address(), nil); err != nil {
+		t.Errorf("configs of %s: %v", ib1.Address(), err)
+	} else if v := configValue(c, "retention.ms"); v != "5400000" {
+		t.Errorf("retention.ms of the inbox topic = %q, want 5400000 (reply_retention 90m)", v)
+	}
+
 	if err := ib1.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	if err := ib1.Close(); !errors.Is(err, rpcbus.ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
+	topics, err := adm.ListTopics(ctx, ib1.Address(), ib2.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has(ib1.Address()) || !topics.Has(ib2.Address()) {
+		t.Errorf("after closing inbox 1, topics %v: want only inbox 2's", topics.Names())
+	}
+	if err := b.Publish(ctx, ib1.Address(), &rpcbus.Message{Value: []byte("late")}); !errors.Is(err, rpcbus.ErrUnknownTopic) {
+		t.Errorf("Publish to a closed inbox = %v, want ErrUnknownTopic", err)
+	}
+}
+
+// configValue is the value of key in a topic's described configs.
+func configValue(c kadm.ResourceConfig, key string) string {
+	for _, e := range c.Configs {
+		if e.Key == key && e.Value != nil {
+			return *e.Value
+		}
+	}
+	return ""
 }
 
 func TestInboxAllPartitions(t *testing.T) {

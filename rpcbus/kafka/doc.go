@@ -30,6 +30,9 @@
 //	delivery_timeout    how long a record is retried while the brokers cannot
 //	                    take it, after which it fails (and with it the records
 //	                    behind it on its partition); default 1m
+//	reply_retention     retention.ms of the reply topics inboxes create: the
+//	                    replies of a client that died without closing its
+//	                    inbox are deleted after that long; default 1h
 //	sasl_mechanism      PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; default PLAIN
 //	                    when a username is set
 //	username, password  the SASL credentials
@@ -71,8 +74,13 @@
 // send 64 KiB of them to one partition first); a keyed one goes by the hash of
 // its key, as with Kafka's own clients.
 //
-// An inbox reads every partition of its topic directly, without a group, from
-// the end offsets it found when it was opened: it sees every message
-// published after Inbox returned, and several inboxes with one name each see
-// them all.
+// An inbox has a topic of its own: its name, a dot and a random suffix,
+// created with retention.ms of reply_retention. It reads every partition of
+// it directly, without a group, from the end offsets it found when it was
+// opened: it sees every message published after Inbox returned. Inboxes
+// with one name (client instances sharing a client id) each have their
+// own topic. Close deletes the topic (so does Bus.Close, for the inboxes
+// still open); the topic of a process that died stays, and the brokers
+// delete its replies after reply_retention. The topics left that way are
+// empty and named <name>.<suffix>; remove them with Kafka's tools.
 package kafka

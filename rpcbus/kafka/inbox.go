@@ -2,8 +2,11 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -14,13 +17,14 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
-// Inbox opens the reply address name: a topic, created if missing with the
-// partitions setting. It reads the end offset of every partition and
-// consumes from exactly there with a client of its own, outside any group,
-// so once Inbox returns every message published to name afterwards reaches
-// h, and none published before. Several inboxes with one name, in any
-// processes, each receive every message: callers tell replies apart by
-// request id.
+// Inbox opens a reply address of its own: the topic name, a dot and a
+// random suffix, created with the partitions setting and retention.ms of
+// reply_retention. It reads the end offset of every partition and consumes
+// from exactly there with a client of its own, outside any group, so once
+// Inbox returns every message published to the address afterwards reaches
+// h. Inboxes with one name (client instances sharing a client id) each
+// have their own topic. Close deletes it; the topic of a process that died
+// stays, its replies deleted by the brokers after reply_retention.
 //
 // h is called from the inbox's one goroutine, in offset order within a
 // partition; it must not call Close, which waits for it.
@@ -34,11 +38,16 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	if h == nil {
 		return nil, fmt.Errorf("kafka: inbox %q: nil handler", name)
 	}
-	if err := b.CreateTopics(ctx, name); err != nil {
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	name += "." + hex.EncodeToString(suffix[:])
+	retention := strconv.FormatInt(time.Duration(b.o.ReplyRetention).Milliseconds(), 10)
+	if err := b.createTopics(ctx, map[string]*string{"retention.ms": &retention}, name); err != nil {
 		return nil, err
 	}
 	start, err := b.endOffsets(ctx, name)
 	if err != nil {
+		b.deleteTopic(name)
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(append(b.o.clientOpts(b.brokers), b.o.consumerOpts()...),
@@ -47,6 +56,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
 	if err != nil {
+		b.deleteTopic(name)
 		return nil, fmt.Errorf("kafka: inbox %q: %w", name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,8 +145,8 @@ func (ib *inbox) deliver(r *kgo.Record) {
 	ib.h(m)
 }
 
-// Close stops the inbox and waits until its handler has returned. A second
-// Close returns rpcbus.ErrClosed.
+// Close stops the inbox, waits until its handler has returned and deletes
+// the inbox's topic. A second Close returns rpcbus.ErrClosed.
 func (ib *inbox) Close() error {
 	if ib.closed.Swap(true) {
 		return rpcbus.ErrClosed
@@ -145,7 +155,25 @@ func (ib *inbox) Close() error {
 	ib.cancel()
 	<-ib.done
 	ib.cl.Close()
+	if err := ib.bus.deleteTopic(ib.name); err != nil {
+		return fmt.Errorf("kafka: inbox %q closed, but its topic is left (its replies go after reply_retention): %w", ib.name, err)
+	}
 	return nil
+}
+
+// deleteTopic deletes an inbox's topic, within deleteTimeout; a topic
+// already gone is not an error.
+func (b *Bus) deleteTopic(topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+	defer cancel()
+	resps, err := b.adm.DeleteTopics(ctx, topic)
+	if err == nil {
+		if r, ok := resps[topic]; ok && r.Err != nil && !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
+			err = r.Err
+		}
+	}
+	b.known.Delete(topic)
+	return err
 }
 
 // CloseNow is Close, for Bus.Close (closeset.Closer).
