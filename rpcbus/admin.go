@@ -178,3 +178,12 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// GroupLister is implemented by buses that can tell which consumer groups
+// consume a topic now. ListGroups returns their names, sorted. A server
+// uses it at start to warn when a group of another name serves one of its
+// request topics: every group gets every request, so both would execute
+// each one.
+type GroupLister interface {
+	ListGroups(ctx context.Context, topic string) ([]string, error)
+}

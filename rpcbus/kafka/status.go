@@ -3,8 +3,11 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -64,4 +67,47 @@ func (s *subscription) Status(ctx context.Context) (rpcbus.SubscriptionStatus, e
 		st.Partitions = append(st.Partitions, ps)
 	}
 	return st, nil
+}
+
+var _ rpcbus.GroupLister = (*Bus)(nil)
+
+// ListGroups returns the consumer groups with a member that subscribes to
+// topic or is assigned one of its partitions now, sorted. Groups without
+// members (their servers stopped) are not listed, whatever offsets they
+// committed.
+func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	listed, err := b.adm.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: listing the consumer groups: %w", err)
+	}
+	described, err := b.adm.DescribeGroups(ctx, listed.Groups()...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: describing the consumer groups: %w", err)
+	}
+	var groups []string
+	for name, g := range described {
+		if g.Err != nil || g.ProtocolType != "consumer" {
+			continue
+		}
+		if slices.ContainsFunc(g.Members, func(m kadm.DescribedGroupMember) bool { return consumes(m, topic) }) {
+			groups = append(groups, name)
+		}
+	}
+	slices.Sort(groups)
+	return groups, nil
+}
+
+// consumes reports whether a group member subscribes to topic or is
+// assigned a partition of it.
+func consumes(m kadm.DescribedGroupMember, topic string) bool {
+	if j, ok := m.Join.AsConsumer(); ok && slices.Contains(j.Topics, topic) {
+		return true
+	}
+	if a, ok := m.Assigned.AsConsumer(); ok {
+		return slices.ContainsFunc(a.Topics, func(t kmsg.ConsumerMemberAssignmentTopic) bool { return t.Topic == topic })
+	}
+	return false
 }
