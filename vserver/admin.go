@@ -208,6 +208,8 @@ type DebugInfo struct {
 	Targets     map[string]DebugTarget     `json:"targets"`
 	Plugins     []string                   `json:"plugins"`
 	Dedup       string                     `json:"dedup"`
+	// Warnings are the server's Warnings.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DebugBus is the bus part of DebugInfo. Brokers are the servers the bus
@@ -263,6 +265,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 		Targets:     make(map[string]DebugTarget, len(s.targets)),
 		Plugins:     make([]string, 0, len(s.plugins)),
 		Dedup:       s.cfg.Dedup.Store,
+		Warnings:    s.Warnings(),
 	}
 	for _, bp := range s.plugins {
 		info.Plugins = append(info.Plugins, bp.Name)

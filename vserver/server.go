@@ -50,18 +50,19 @@ type Server struct {
 	plugins        []builtPlugin        // enabled, in config order
 	startedPlugins []builtPlugin        // those with Lifecycle that started
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	sub     rpcbus.Subscription
-	admin   *http.Server
-	adminLn net.Listener
-	rpc     *grpc.Server
-	rpcLn   net.Listener
-	health  *health.Server
-	ready   chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	warnings []string // see Warnings
+	started  bool
+	stopped  bool
+	sub      rpcbus.Subscription
+	admin    *http.Server
+	adminLn  net.Listener
+	rpc      *grpc.Server
+	rpcLn    net.Listener
+	health   *health.Server
+	ready    chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
 }
 
 // Option configures NewServer.
@@ -211,6 +212,7 @@ func (s *Server) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topics := s.Topics()
+	s.warn(s.configWarnings())
 	started, err := startPlugins(ctx, s.plugins)
 	if err != nil {
 		return err
@@ -240,6 +242,7 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.sub = sub
 	s.mu.Unlock()
+	s.warn(s.groupWarnings())
 	if s.health != nil {
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -74,7 +76,9 @@ var _ rpcbus.GroupLister = (*Bus)(nil)
 // ListGroups returns the consumer groups with a member that subscribes to
 // topic or is assigned one of its partitions now, sorted. Groups without
 // members (their servers stopped) are not listed, whatever offsets they
-// committed.
+// committed. A group in a rebalance does not show what its members
+// consume: ListGroups asks again until it is stable or ctx is done, and
+// then lists it if it has committed offsets on topic.
 func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
 	if b.open.Closed() {
 		return nil, rpcbus.ErrClosed
@@ -83,17 +87,35 @@ func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: listing the consumer groups: %w", err)
 	}
-	described, err := b.adm.DescribeGroups(ctx, listed.Groups()...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: describing the consumer groups: %w", err)
-	}
 	var groups []string
-	for name, g := range described {
-		if g.Err != nil || g.ProtocolType != "consumer" {
-			continue
+	names := listed.Groups()
+	bo := backoff.New(backoff.Policy{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond})
+	for len(names) > 0 {
+		described, err := b.adm.DescribeGroups(ctx, names...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: describing the consumer groups: %w", err)
 		}
-		if slices.ContainsFunc(g.Members, func(m kadm.DescribedGroupMember) bool { return consumes(m, topic) }) {
-			groups = append(groups, name)
+		names = names[:0]
+		for name, g := range described {
+			switch {
+			case g.Err != nil || g.ProtocolType != "consumer" || len(g.Members) == 0:
+			case slices.ContainsFunc(g.Members, func(m kadm.DescribedGroupMember) bool { return consumes(m, topic) }):
+				groups = append(groups, name)
+			case g.State != "Stable":
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 && !bo.Wait(ctx) {
+			break
+		}
+	}
+	if len(names) > 0 { // still rebalancing: go by their committed offsets
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		for _, r := range b.adm.FetchManyOffsets(ctx, names...) {
+			if r.Err == nil && len(r.Fetched[topic]) > 0 {
+				groups = append(groups, r.Group)
+			}
 		}
 	}
 	slices.Sort(groups)

@@ -1,0 +1,40 @@
+package vserver_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestWarnings: a server with no authentication says so; a server joining
+// a request topic under a new name while another group serves it is
+// warned that both groups execute every request, and /debug/vrpc shows
+// the warnings.
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	busCfg := startKafka(t)
+	addr := startDemo(t, "demo-1")
+	first := startServer(t, serverConfig(busCfg, addr))
+	if w := first.Warnings(); !slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "authenticates no caller") }) ||
+		slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "also consumed") }) {
+		t.Errorf("first server's warnings %q: want the one about authentication, none about other groups", w)
+	}
+
+	same := startServer(t, serverConfig(busCfg, addr)) // the same name: one group
+	if slices.ContainsFunc(same.Warnings(), func(s string) bool { return strings.Contains(s, "also consumed") }) {
+		t.Errorf("a server joining its own group: warnings %q", same.Warnings())
+	}
+
+	cfg := serverConfig(busCfg, addr)
+	cfg.Name = "other-name"
+	cfg.Host, cfg.Port = "127.0.0.1", 0
+	other := startServer(t, cfg)
+	i := slices.IndexFunc(other.Warnings(), func(s string) bool { return strings.Contains(s, "also consumed by group test-server") })
+	if i < 0 {
+		t.Fatalf("server other-name on test-server's topic: warnings %q, want one naming group test-server", other.Warnings())
+	}
+	info := other.Debug(testContext(t))
+	if !slices.Contains(info.Warnings, other.Warnings()[i]) {
+		t.Errorf("/debug/vrpc warnings %q, want the server's", info.Warnings)
+	}
+}
