@@ -41,6 +41,9 @@ gateway section:
     listen: 127.0.0.1:9000       # default 127.0.0.1:9000; --listen overrides
     max_message_bytes: 4194304   # request and reply limit; default 4 MiB
     drain_timeout: 30s           # how long a stop waits for calls in flight
+    tls_cert_file: gateway.pem   # serve TLS (with tls_key_file); default plain text
+    tls_key_file: gateway-key.pem
+    tls_client_ca_file: ca.pem   # require client certificates of these CAs
 
 SIGINT or SIGTERM stops it gracefully: it stops taking calls and lets those in
 flight finish (up to drain_timeout).`,
