@@ -80,7 +80,14 @@
 // opened: it sees every message published after Inbox returned. Inboxes
 // with one name (client instances sharing a client id) each have their
 // own topic. Close deletes the topic (so does Bus.Close, for the inboxes
-// still open); the topic of a process that died stays, and the brokers
-// delete its replies after reply_retention. The topics left that way are
-// empty and named <name>.<suffix>; remove them with Kafka's tools.
+// still open). The topic of a process that died stays, and the brokers
+// delete its replies after reply_retention; an open inbox writes a
+// keepalive record (which it does not deliver) to its topic every
+// reply_retention/4, and each new inbox deletes the topics of its name
+// that have had none for reply_retention. So a client that crashes and
+// comes back with the same client id removes what it left; the topics of
+// a client id that never comes back stay, empty, until removed with
+// Kafka's tools. An inbox whose process could not reach the brokers for
+// reply_retention may have its topic deleted as dead by another instance
+// of its client id: keep reply_retention well above such outages.
 package kafka
