@@ -242,7 +242,13 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	s.sub = sub
 	s.mu.Unlock()
-	s.warn(s.groupWarnings())
+	// The bus may take a while to tell (a group in a rebalance does not
+	// say what it consumes): ask in the background, and stop asking at Stop.
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		s.warn(s.groupWarnings())
+	}()
 	if s.health != nil {
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}

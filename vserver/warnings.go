@@ -13,7 +13,7 @@ import (
 
 // groupsTimeout bounds the question to the bus about the other groups of
 // the request topics at start.
-const groupsTimeout = 5 * time.Second
+const groupsTimeout = 30 * time.Second
 
 // authPlugin is the name of the plugin that authenticates callers.
 const authPlugin = "auth"
@@ -29,7 +29,8 @@ func authConfigured(cfg *vconfig.Config) bool {
 // bus when it started, one sentence each, as it logged them (once per
 // process each): plain text off this machine, certificates not verified,
 // no authentication of callers, and another consumer group serving its
-// request topics. Empty before Start.
+// request topics (this one found shortly after Start, once the bus could
+// tell). Empty before Start.
 func (s *Server) Warnings() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -54,7 +55,7 @@ func (s *Server) groupWarnings() []string {
 	if !ok {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupsTimeout)
+	ctx, cancel := context.WithTimeout(s.calls, groupsTimeout)
 	defer cancel()
 	var out []string
 	for _, topic := range s.Topics() {

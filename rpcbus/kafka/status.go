@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -109,8 +110,9 @@ func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
 			break
 		}
 	}
-	if len(names) > 0 { // still rebalancing: go by their committed offsets
-		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	if len(names) > 0 && !errors.Is(ctx.Err(), context.Canceled) {
+		// Still rebalancing when ctx ran out: go by their committed offsets.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()
 		for _, r := range b.adm.FetchManyOffsets(ctx, names...) {
 			if r.Err == nil && len(r.Fetched[topic]) > 0 {
