@@ -36,7 +36,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 // other servers it was given, with passwords and tokens redacted.
 func (b *Bus) Addresses() []string {
 	addrs := rpcbus.RedactAddresses(b.servers)
-	if u := b.nc.ConnectedUrlRedacted(); u != "" {
+	// Not ConnectedUrlRedacted: it keeps a token given as the user of the
+	// URL (nats://token@host).
+	if u := rpcbus.RedactAddress(b.nc.ConnectedUrl()); u != "" {
 		addrs = slices.DeleteFunc(addrs, func(a string) bool { return hostPort(a) == hostPort(u) })
 		addrs = append([]string{u}, addrs...)
 	}

@@ -336,6 +336,25 @@ func TestAddresses(t *testing.T) {
 	if err := b.Ping(ctxFor(t, 30*time.Second)); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+
+	// Connected with a token in the URL (a server without authentication
+	// takes any): the token is not shown either.
+	tb, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{"nats://s3cret-token@" + hostPort(serverAddr)}, Settings: testSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	if got := tb.Addresses(); len(got) != 1 || strings.Contains(got[0], "s3cret") || !strings.Contains(got[0], "xxxxx@") {
+		t.Errorf("Addresses() = %q, want the token redacted", got)
+	}
+}
+
+// hostPort strips a scheme from a server address.
+func hostPort(addr string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		return rest
+	}
+	return addr
 }
 
 // TestConnectErrorRedacted: the error of a failed connection names the
