@@ -29,6 +29,13 @@ func FreeAddr(t testing.TB) string {
 // failed under CI=true.
 func StartProcess(t testing.TB, dir, addr, bin string, args ...string) {
 	t.Helper()
+	StartProcessEnv(t, dir, addr, nil, bin, args...)
+}
+
+// StartProcessEnv is StartProcess with env added to the process's
+// environment.
+func StartProcessEnv(t testing.TB, dir, addr string, env []string, bin string, args ...string) {
+	t.Helper()
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -44,6 +51,7 @@ func StartProcess(t testing.TB, dir, addr, bin string, args ...string) {
 	defer log.Close()
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Pdeathsig kills the broker if the test binary dies without its
 	// cleanups; it fires when the thread that started the child ends, so
@@ -67,7 +75,7 @@ func StartProcess(t testing.TB, dir, addr, bin string, args ...string) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 	})
-	for limit := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for limit := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -81,7 +89,7 @@ func StartProcess(t testing.TB, dir, addr, bin string, args ...string) {
 		}
 		if time.Now().After(limit) {
 			out, _ := os.ReadFile(logName)
-			t.Fatalf("%s not listening on %s within 30s (%v):\n%s", bin, addr, errors.Unwrap(err), out)
+			t.Fatalf("%s not listening on %s within 90s (%v):\n%s", bin, addr, errors.Unwrap(err), out)
 		}
 	}
 }

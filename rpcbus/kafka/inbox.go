@@ -233,7 +233,10 @@ func (ib *inbox) deliver(r *kgo.Record) {
 }
 
 // Close stops the inbox, waits until its handler has returned and deletes
-// the inbox's topic. A second Close returns rpcbus.ErrClosed.
+// the inbox's topic (within a few seconds; a topic the brokers could not
+// delete is left for reply_retention and the next inbox of its name, as
+// a crashed one's, and is no error). A second Close returns
+// rpcbus.ErrClosed.
 func (ib *inbox) Close() error {
 	if ib.closed.Swap(true) {
 		return rpcbus.ErrClosed
@@ -242,9 +245,7 @@ func (ib *inbox) Close() error {
 	ib.cancel()
 	ib.wg.Wait()
 	ib.cl.Close()
-	if err := ib.bus.deleteTopic(ib.name); err != nil {
-		return fmt.Errorf("kafka: inbox %q closed, but its topic is left (its replies go after reply_retention): %w", ib.name, err)
-	}
+	_ = ib.bus.deleteTopic(ib.name)
 	return nil
 }
 
