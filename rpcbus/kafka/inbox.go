@@ -53,7 +53,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	}
 	start, err := b.endOffsets(ctx, name)
 	if err != nil {
-		b.deleteTopic(name)
+		_ = b.deleteTopic(name)
 		return nil, err
 	}
 	cl, err := kgo.NewClient(append(append(b.o.clientOpts(b.brokers), b.o.consumerOpts()...),
@@ -62,7 +62,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
 	if err != nil {
-		b.deleteTopic(name)
+		_ = b.deleteTopic(name)
 		return nil, fmt.Errorf("kafka: inbox %q: %w", name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,6 +70,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	if !b.open.Add(ib, nil) {
 		cancel()
 		cl.Close()
+		_ = b.deleteTopic(name)
 		return nil, rpcbus.ErrClosed
 	}
 	ib.wg.Go(ib.run)
