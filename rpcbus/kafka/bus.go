@@ -82,7 +82,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	}
 	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", brokers, err)
+		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", rpcbus.RedactAddresses(brokers), rpcbus.RedactError(err, brokers))
 	}
 	return &Bus{
 		o:       o,

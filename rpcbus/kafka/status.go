@@ -31,7 +31,7 @@ func (b *Bus) Ping(ctx context.Context) error {
 		return rpcbus.ErrClosed
 	}
 	if err := b.prod.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", b.brokers, rpcbus.ErrUnavailable, err)
+		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", rpcbus.RedactAddresses(b.brokers), rpcbus.ErrUnavailable, rpcbus.RedactError(err, b.brokers))
 	}
 	return nil
 }
