@@ -371,3 +371,43 @@ func TestConnectErrorRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestListGroups: ListGroups names the groups with a member consuming the
+// topic now, and not those of other topics nor those whose members left.
+func TestListGroups(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic, other := name(t, "topic"), name(t, "other")
+	g1, g2, g3 := name(t, "g1"), name(t, "g2"), name(t, "g3")
+	ctx := ctxFor(t, 30*time.Second)
+	sub := func(group string, topics ...string) rpcbus.Subscription {
+		s, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: topics, Group: group}, func(d *rpcbus.Delivery) { d.Ack() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(ctxFor(t, 30*time.Second)) })
+		return s
+	}
+	sub(g1, topic)
+	s2 := sub(g2, topic, other)
+	sub(g3, other)
+	want := []string{g1, g2}
+	slices.Sort(want)
+	eventually(t, "both groups of the topic listed", func() bool {
+		got, err := b.ListGroups(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(got, want)
+	})
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the group that left gone from the list", func() bool {
+		got, err := b.ListGroups(ctx, topic)
+		return err == nil && slices.Equal(got, []string{g1})
+	})
+	if got, err := b.ListGroups(ctx, name(t, "nobody")); err != nil || len(got) != 0 {
+		t.Errorf("ListGroups of a topic without a stream = %q, %v", got, err)
+	}
+}
