@@ -100,7 +100,7 @@ func BusWarnings(key string, bus rpcbus.Config) []string {
 			"(it cannot speak TLS); listen on 127.0.0.1 or put a TLS proxy in front", key, plain))
 	default:
 		out = append(out, fmt.Sprintf("%s: messages and credentials travel in plain text to %v, which is not this machine; "+
-			"set %s.settings.tls (with tls_ca_file) or use a tls:// address", key, plain, key))
+			"set %s.settings.tls (with tls_ca_file; on NATS and MQTT a tls:// address will do)", key, plain, key))
 	}
 	if insecureSetting(bus.Settings) {
 		out = append(out, fmt.Sprintf("%s.settings.tls_insecure_skip_verify is true: any server's certificate is accepted, "+
