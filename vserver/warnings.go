@@ -19,8 +19,9 @@ const groupsTimeout = 30 * time.Second
 const authPlugin = "auth"
 
 // authConfigured reports whether the server checks who calls it: the auth
-// plugin is enabled. A security section of the configuration (keys per
-// client), where there is one, counts as well.
+// plugin is enabled. The configuration has no other way to authenticate
+// callers yet; a security section with keys per client, when the
+// configuration gets one, is to count here as well.
 func authConfigured(cfg *vconfig.Config) bool {
 	return slices.ContainsFunc(cfg.Plugins, func(p vconfig.PluginConf) bool { return p.Enabled && p.Name == authPlugin })
 }
