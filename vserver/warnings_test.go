@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus/bustest"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -42,5 +43,16 @@ func TestWarnings(t *testing.T) {
 	info := other.Debug(testContext(t))
 	if !slices.Contains(info.Warnings, other.Warnings()[i]) {
 		t.Errorf("/debug/vrpc warnings %q, want the server's", info.Warnings)
+	}
+
+	// With the auth plugin, no warning about authentication.
+	cfg = serverConfig(busCfg, addr)
+	cfg.Name = "authed"
+	cfg.Plugins = []vrpc.PluginConf{{Name: "auth", Enabled: true, Settings: map[string]any{
+		"clients": map[string]any{"billing": map[string]any{"token": "s3cret-billing", "allow": []any{"*"}}},
+	}}}
+	authed := startServer(t, cfg)
+	if w := authed.Warnings(); slices.ContainsFunc(w, func(s string) bool { return strings.Contains(s, "authenticates no caller") }) {
+		t.Errorf("a server with the auth plugin: warnings %q", w)
 	}
 }
