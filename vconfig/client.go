@@ -34,9 +34,9 @@ const (
 //	services: {demo.Demo: demo}
 //	debug: true
 type ClientConfig struct {
-	// ClientID identifies the caller; its replies come back on
-	// "<topics.response>.<client_id>" followed by a suffix of each
-	// instance's own. Default: the host name.
+	// ClientID identifies the caller; its replies come back at a reply
+	// address the bus makes from "<topics.response>.<client_id>", one of
+	// each client instance's own. Default: the host name.
 	ClientID string `json:"client_id,optional"`
 	// RpcBus is the bus requests are published to.
 	RpcBus  rpcbus.Config `json:"rpc_bus"`
@@ -53,7 +53,7 @@ type ClientConfig struct {
 		Interval time.Duration `json:"interval,default=100ms"`
 	} `json:"retry"`
 	// Topics: requests for target T go to "<request>.T"; replies come back
-	// at a reply address under "<response>.<client_id>.".
+	// at a reply address made from "<response>.<client_id>".
 	Topics struct {
 		Request  string `json:",default=vrpc.requests"`
 		Response string `json:",default=vrpc.responses"`
