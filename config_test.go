@@ -62,8 +62,13 @@ func TestLoadSeedClientConfig(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	var cfg vrpc.Config
 	load(t, "targets: {demo: {endpoint: 'localhost:8081'}}\n", &cfg)
-	if cfg.Name != "vrpc-server" || cfg.Port != 8080 || cfg.RpcBus.Type != "kafka" || cfg.Topics.Request != "vrpc.requests" || cfg.Targets["demo"].Timeout != "30s" {
+	if cfg.Name != "vrpc-server" || cfg.Host != "127.0.0.1" || cfg.Port != 8080 || cfg.RpcBus.Type != "kafka" || cfg.Topics.Request != "vrpc.requests" || cfg.Targets["demo"].Timeout != "30s" {
 		t.Fatalf("got %+v", cfg)
+	}
+	var inGo vrpc.Config
+	inGo.SetDefaults()
+	if inGo.Host != "127.0.0.1" {
+		t.Errorf("SetDefaults: host %q, want the admin endpoint on 127.0.0.1 only", inGo.Host)
 	}
 	var cc vrpc.ClientConfig
 	if err := vrpc.LoadClientConfig(writeFile(t, "rpc_bus: {type: kafka}\n"), &cc); err != nil {

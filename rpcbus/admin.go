@@ -89,3 +89,101 @@ type Leftovers struct {
 type Remover interface {
 	Remove(ctx context.Context, l Leftovers) error
 }
+
+// secretKeys are the words that make a settings key secret: its value is
+// masked wherever settings are shown.
+var secretKeys = []string{"password", "secret", "token", "sasl", "passphrase", "credential"}
+
+// SecretKey reports whether a settings key names a secret: it contains
+// password, secret, token, sasl, passphrase or credential, in any case.
+// (A file name such as creds_file or tls_key_file is not secret itself.)
+func SecretKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range secretKeys {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// RedactSettings returns a copy of settings fit to show in a log or a
+// debug page: the value of every SecretKey is "xxxxx" (when not empty),
+// and every string value that is an address with credentials (a URL, or
+// user:password@host) goes through RedactAddress.
+// Nested maps and lists are redacted too; settings itself is not changed.
+func RedactSettings(settings map[string]any) map[string]any {
+	if settings == nil {
+		return nil
+	}
+	out := make(map[string]any, len(settings))
+	for k, v := range settings {
+		if SecretKey(k) && v != nil && v != "" {
+			out[k] = redacted
+			continue
+		}
+		out[k] = redactValue(v)
+	}
+	return out
+}
+
+func redactValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		// An address with credentials: a URL, or user:password@host. A
+		// bare name@host (an e-mail address as a user name) is left.
+		if at := strings.LastIndexByte(v, '@'); at > 0 && (strings.Contains(v, "://") || strings.Contains(v[:at], ":")) {
+			return RedactAddress(v)
+		}
+		return v
+	case map[string]any:
+		return RedactSettings(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = redactValue(e)
+		}
+		return out
+	case []string:
+		return RedactAddresses(v)
+	}
+	return v
+}
+
+// RedactError returns err with each of addrs that its message quotes
+// replaced by RedactAddress of it: a client library's error may quote the
+// URL it was given, password and all. errors.Is and errors.As still see
+// err. It returns err itself when there is nothing to redact.
+func RedactError(err error, addrs []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	clean := msg
+	for _, a := range addrs {
+		if r := RedactAddress(a); r != a {
+			clean = strings.ReplaceAll(clean, a, r)
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &redactedError{msg: clean, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// GroupLister is implemented by buses that can tell which consumer groups
+// consume a topic now. ListGroups returns their names, sorted. A server
+// uses it at start to warn when a group of another name serves one of its
+// request topics: every group gets every request, so both would execute
+// each one.
+type GroupLister interface {
+	ListGroups(ctx context.Context, topic string) ([]string, error)
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
+	"github.com/nextpkg/vrpc/vconfig"
 	"github.com/nextpkg/vrpc/vrpcpb"
 )
 
@@ -100,6 +101,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	var o options
 	for _, opt := range opts {
 		opt.apply(&o)
+	}
+	if o.bus == nil { // a bus given is its owner's to warn about
+		vconfig.WarnOnce(cfg.SecurityWarnings()...)
 	}
 	c := &Client{
 		cfg:      cfg,

@@ -43,8 +43,9 @@ const (
 //	max_pending_bytes: 268435456
 //	debug: true
 type ClientConfig struct {
-	// ClientID identifies the caller; its replies come back on
-	// "<topics.response>.<client_id>". Default: the host name.
+	// ClientID identifies the caller; its replies come back at a reply
+	// address the bus makes from "<topics.response>.<client_id>", one of
+	// each client instance's own. Default: the host name.
 	ClientID string `json:"client_id,optional"`
 	// RpcBus is the bus requests are published to.
 	RpcBus  rpcbus.Config `json:"rpc_bus"`
@@ -61,7 +62,7 @@ type ClientConfig struct {
 		Interval time.Duration `json:"interval,default=100ms"`
 	} `json:"retry"`
 	// Topics: requests for target T go to "<request>.T"; replies come back
-	// on "<response>.<client_id>".
+	// at a reply address made from "<response>.<client_id>".
 	Topics struct {
 		Request  string `json:",default=vrpc.requests"`
 		Response string `json:",default=vrpc.responses"`

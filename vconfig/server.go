@@ -1,12 +1,14 @@
 package vconfig
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"time"
 
+	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -14,6 +16,7 @@ import (
 // struct tags and by Config.SetDefaults for configs built in Go.
 const (
 	DefaultServerName     = "vrpc-server"
+	DefaultAdminHost      = "127.0.0.1"
 	DefaultTargetTimeout  = "30s"
 	DefaultMaxInFlight    = 1024
 	DefaultMaxMessageSize = 4 << 20
@@ -30,10 +33,12 @@ type Config struct {
 	// share the requests of their targets.
 	Name string `json:"name,default=vrpc-server"`
 	// Host and Port are the admin HTTP address (/healthz, /readyz,
-	// /metrics, /debug/vrpc). In YAML
+	// /metrics, /debug/vrpc). Host defaults to 127.0.0.1: /debug/vrpc
+	// tells whoever asks about the bus and the targets, so reaching it
+	// from elsewhere is the operator's choice (host: 0.0.0.0). In YAML
 	// port defaults to 8080; in Go, port 0 picks a free port and a negative
 	// port disables the admin endpoint.
-	Host string `json:"host,default=0.0.0.0"`
+	Host string `json:"host,default=127.0.0.1"`
 	Port int    `json:"port,default=8080"`
 	// RpcServerConf is the server's own gRPC listener (grpc.health.v1).
 	RpcServerConf RpcServerConf `json:"rpc_server_conf,optional"`
@@ -80,10 +85,43 @@ type DedupConf struct {
 // RedisConf is dedup.redis.
 type RedisConf struct {
 	Addr     string `json:"addr,default=127.0.0.1:6379"`
+	Username string `json:"username,optional"`
 	Password string `json:"password,optional"`
 	DB       int    `json:"db,optional"`
 	// Prefix is prepended to every key.
 	Prefix string `json:"prefix,default=vrpc:dedup:"`
+
+	// TLS connects with TLS; any other tls_* key turns it on too. The keys
+	// mean what they mean in rpc_bus.settings: TLSCAFile the PEM CAs to
+	// trust instead of the system's, TLSCertFile and TLSKeyFile a client
+	// certificate and its key (mutual TLS), TLSServerName the name to
+	// verify the server's certificate against when it is not addr's host,
+	// TLSInsecureSkipVerify any certificate (tests only).
+	TLS                   bool   `json:"tls,optional"`
+	TLSCAFile             string `json:"tls_ca_file,optional"`
+	TLSCertFile           string `json:"tls_cert_file,optional"`
+	TLSKeyFile            string `json:"tls_key_file,optional"`
+	TLSServerName         string `json:"tls_server_name,optional"`
+	TLSInsecureSkipVerify bool   `json:"tls_insecure_skip_verify,optional"`
+}
+
+// TLSConfig returns the TLS configuration of the connection to Redis, or
+// nil for plain text. It reads the files, so a bad one is an error naming
+// its key. Without tls_server_name, the certificate is checked against
+// addr's host.
+func (r *RedisConf) TLSConfig() (*tls.Config, error) {
+	t := settings.TLS{TLS: r.TLS, CAFile: r.TLSCAFile, CertFile: r.TLSCertFile, KeyFile: r.TLSKeyFile,
+		ServerName: r.TLSServerName, InsecureSkipVerify: r.TLSInsecureSkipVerify}
+	c, err := t.Config()
+	if ke, ok := err.(*settings.KeyError); ok {
+		return nil, fmt.Errorf("dedup.redis.%s: %v", ke.Key, ke.Err)
+	}
+	if c != nil && c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(r.Addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	return c, err
 }
 
 // RpcServerConf is rpc_server_conf: the server's own gRPC endpoint.
@@ -117,6 +155,9 @@ type PluginConf struct {
 func (c *Config) SetDefaults() {
 	if c.Name == "" {
 		c.Name = DefaultServerName
+	}
+	if c.Host == "" {
+		c.Host = DefaultAdminHost
 	}
 	if c.RpcBus.Type == "" {
 		c.RpcBus.Type = "kafka"
@@ -226,5 +267,13 @@ func (c *Config) Validate() error {
 		bad("dedup.ttl %v: must be positive", c.Dedup.TTL)
 	}
 	errs = append(errs, c.Security.validate(c.Dedup.Store)...)
+	if c.Dedup.Store == "redis" {
+		if _, _, err := net.SplitHostPort(c.Dedup.Redis.Addr); err != nil {
+			bad("dedup.redis.addr %q: want host:port (%v)", rpcbus.RedactAddress(c.Dedup.Redis.Addr), err)
+		}
+		if _, err := c.Dedup.Redis.TLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }

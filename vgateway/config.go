@@ -1,10 +1,13 @@
 package vgateway
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net"
+	"os"
 	"time"
 
 	"github.com/zeromicro/go-zero/core/conf"
@@ -45,6 +48,9 @@ const headerListSlack = 16 << 10
 //	  max_in_flight_bytes: 268435456
 //	  keepalive: {time: 1m, timeout: 20s, min_time: 10s}
 //	  max_header_list_bytes: 147456
+//	  tls_cert_file: /etc/vrpc/gateway.pem    # serve TLS (with tls_key_file)
+//	  tls_key_file: /etc/vrpc/gateway-key.pem
+//	  tls_client_ca_file: /etc/vrpc/callers-ca.pem  # and ask callers for a certificate (mutual TLS)
 //
 // Routing is the client's: its services table and the vrpc-target header.
 type Config struct {
@@ -81,6 +87,46 @@ type Config struct {
 	// client's limit and this one gets the clearer RESOURCE_EXHAUSTED of
 	// max_metadata_bytes.
 	MaxHeaderListBytes int `json:"max_header_list_bytes,optional"`
+	// TLSCertFile and TLSKeyFile are the gateway's PEM certificate and key:
+	// with them it serves gRPC over TLS, without them in plain text.
+	// TLSClientCAFile, a PEM file of CAs, makes it require a client
+	// certificate signed by one of them (mutual TLS).
+	TLSCertFile     string `json:"tls_cert_file,optional"`
+	TLSKeyFile      string `json:"tls_key_file,optional"`
+	TLSClientCAFile string `json:"tls_client_ca_file,optional"`
+}
+
+// TLSConfig returns the listener's TLS configuration, or nil for plain
+// text. It reads the files, so a bad one is an error naming its key.
+func (c *Config) TLSConfig() (*tls.Config, error) {
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile == "":
+		if c.TLSClientCAFile != "" {
+			return nil, errors.New("gateway.tls_client_ca_file: needs gateway.tls_cert_file and tls_key_file (mutual TLS is TLS first)")
+		}
+		return nil, nil
+	case c.TLSCertFile == "":
+		return nil, errors.New("gateway.tls_cert_file: is missing: tls_key_file needs its certificate")
+	case c.TLSKeyFile == "":
+		return nil, errors.New("gateway.tls_key_file: is missing: tls_cert_file needs its private key")
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("gateway.tls_cert_file: loading the key pair %s and %s: %w", c.TLSCertFile, c.TLSKeyFile, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(c.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.tls_client_ca_file: %w", err)
+		}
+		tc.ClientCAs = x509.NewCertPool()
+		if !tc.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("gateway.tls_client_ca_file: %s holds no PEM certificate", c.TLSClientCAFile)
+		}
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // SetDefaults fills the zero fields with the defaults.
@@ -142,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHeaderListBytes < 0 || int64(c.MaxHeaderListBytes) > math.MaxUint32 {
 		errs = append(errs, fmt.Errorf("gateway.max_header_list_bytes %d: must be between 0 (twice the client's max_metadata_bytes plus 16 KiB) and %d", c.MaxHeaderListBytes, uint32(math.MaxUint32)))
+	}
+	if _, err := c.TLSConfig(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // callers may compress their requests
 	"google.golang.org/grpc/health"
@@ -27,6 +28,7 @@ import (
 	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // Gateway is a gRPC server that carries every unary call it receives over
@@ -40,6 +42,7 @@ type Gateway struct {
 	quit   chan struct{} // closed by Stop: ends reflection streams
 
 	inFlight inFlight // bytes of the calls in flight (max_in_flight_bytes)
+	tls      bool     // serving TLS
 
 	mu      sync.Mutex
 	lis     net.Listener
@@ -77,7 +80,7 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 	}
 	g.inFlight.max = int64(cfg.MaxInFlightBytes)
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	g.srv = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.UnknownServiceHandler(g.limit(c.Handler(g.route))),
 		grpc.ForceServerCodecV2(frameCodec{}),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
@@ -88,7 +91,16 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 		// Pings with no call open are allowed: callers that keep idle
 		// connections alive are common and harmless at min_time apart.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.Keepalive.MinTime, PermitWithoutStream: true}),
-	)
+	}
+	tc, err := cfg.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	g.tls = tc != nil
+	g.srv = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(g.srv, g.health)
 	r := &reflector{g: g}
 	rpb.RegisterServerReflectionServer(g.srv, r)
@@ -113,6 +125,10 @@ func (g *Gateway) Serve(lis net.Listener) error {
 	}
 	g.serving, g.lis = true, lis
 	g.mu.Unlock()
+	if !g.tls && !vconfig.Loopback(lis.Addr().String()) {
+		vconfig.WarnOnce(fmt.Sprintf("gateway: serving gRPC in plain text on %s, which other machines can reach; "+
+			"set gateway.tls_cert_file and tls_key_file (and tls_client_ca_file to require client certificates)", lis.Addr()))
+	}
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	err := g.srv.Serve(lis)
 	if errors.Is(err, grpc.ErrServerStopped) {

@@ -208,17 +208,21 @@ type DebugInfo struct {
 	Targets     map[string]DebugTarget     `json:"targets"`
 	Plugins     []string                   `json:"plugins"`
 	Dedup       string                     `json:"dedup"`
+	// Warnings are the server's Warnings.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DebugBus is the bus part of DebugInfo. Brokers are the servers the bus
 // reports (rpcbus.Addresser), or else the configured ones, with
 // credentials redacted either way. Connected is absent when the bus cannot
-// tell (it does not implement rpcbus.Pinger).
+// tell (it does not implement rpcbus.Pinger). Settings are rpc_bus.settings
+// with secrets masked (rpcbus.RedactSettings).
 type DebugBus struct {
-	Type      string   `json:"type"`
-	Brokers   []string `json:"brokers,omitempty"`
-	Connected *bool    `json:"connected,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	Type      string         `json:"type"`
+	Brokers   []string       `json:"brokers,omitempty"`
+	Settings  map[string]any `json:"settings,omitempty"`
+	Connected *bool          `json:"connected,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // DebugCounters are the server's Stats.
@@ -254,7 +258,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 	info := DebugInfo{
 		Server:      s.cfg.Name,
 		Version:     version.Release,
-		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses()},
+		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses(), Settings: rpcbus.RedactSettings(s.cfg.RpcBus.Settings)},
 		Topics:      s.Topics(),
 		InFlight:    s.busy.Load(),
 		MaxInFlight: s.cfg.MaxInFlight,
@@ -262,6 +266,7 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 		Targets:     make(map[string]DebugTarget, len(s.targets)),
 		Plugins:     make([]string, 0, len(s.plugins)),
 		Dedup:       s.cfg.Dedup.Store,
+		Warnings:    s.Warnings(),
 	}
 	for _, bp := range s.plugins {
 		info.Plugins = append(info.Plugins, bp.Name)

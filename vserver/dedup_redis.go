@@ -69,7 +69,12 @@ func newDedupStore(c vconfig.DedupConf) (DedupStore, error) {
 	case "none":
 		return nil, nil
 	case "redis":
-		rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr, Password: c.Redis.Password, DB: c.Redis.DB})
+		tlsConfig, err := c.Redis.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: c.Redis.Addr, Username: c.Redis.Username, Password: c.Redis.Password,
+			DB: c.Redis.DB, TLSConfig: tlsConfig})
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {

@@ -51,18 +51,19 @@ type Server struct {
 	plugins        []builtPlugin        // enabled, in config order
 	startedPlugins []builtPlugin        // those with Lifecycle that started
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	sub     rpcbus.Subscription
-	admin   *http.Server
-	adminLn net.Listener
-	rpc     *grpc.Server
-	rpcLn   net.Listener
-	health  *health.Server
-	ready   chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	warnings []string // see Warnings
+	started  bool
+	stopped  bool
+	sub      rpcbus.Subscription
+	admin    *http.Server
+	adminLn  net.Listener
+	rpc      *grpc.Server
+	rpcLn    net.Listener
+	health   *health.Server
+	ready    chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
 }
 
 // Option configures NewServer.
@@ -219,6 +220,7 @@ func (s *Server) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topics := s.Topics()
+	s.warn(s.configWarnings())
 	started, err := startPlugins(ctx, s.plugins)
 	if err != nil {
 		return err
@@ -255,6 +257,13 @@ func (s *Server) start() error {
 			s.guard.watch(s.quit, s.cfg.Name)
 		}()
 	}
+	// The bus may take a while to tell (a group in a rebalance does not
+	// say what it consumes): ask in the background, and stop asking at Stop.
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		s.warn(s.groupWarnings())
+	}()
 	if s.health != nil {
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/zeromicro/go-zero/core/logx"
 
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vgateway"
 )
@@ -44,6 +45,9 @@ gateway section:
     max_in_flight_bytes: 268435456  # bytes held for calls in flight; beyond: RESOURCE_EXHAUSTED
     keepalive: {time: 1m, timeout: 20s, min_time: 10s}
     max_header_list_bytes: 0     # 0: twice the client's max_metadata_bytes plus 16 KiB
+    tls_cert_file: gateway.pem   # serve TLS (with tls_key_file); default plain text
+    tls_key_file: gateway-key.pem
+    tls_client_ca_file: ca.pem   # require client certificates of these CAs
 
 SIGINT or SIGTERM stops it gracefully: it stops taking calls and lets those in
 flight finish (up to drain_timeout).`,
@@ -89,7 +93,7 @@ func runGateway(ctx context.Context, file, listen string) error {
 		return configError(fmt.Errorf("client config %s: %w", file, err))
 	}
 	logx.Infof("vrpc gateway: serving gRPC on %s as client %s on %s bus %v; routes: %s",
-		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, cfg.RpcBus.Brokers, routes(cfg.Services))
+		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), routes(cfg.Services))
 
 	if cfg.Security.Enabled() {
 		reloadOnHangup(ctx, "the client's keys", c.ReloadKeys)

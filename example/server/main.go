@@ -38,7 +38,7 @@ func main() {
 	if *literal {
 		config = &vrpc.Config{
 			Name: "vrpc-server",
-			Host: "0.0.0.0",
+			Host: "127.0.0.1",
 			Port: 8080,
 			RpcBus: rpcbus.Config{
 				Type:    "kafka",

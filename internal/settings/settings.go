@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // Decode fills into, a pointer to a struct whose fields carry json tags,
@@ -26,7 +28,7 @@ func Decode(prefix string, m map[string]any, into any) error {
 		if !ok {
 			return fmt.Errorf("%s: unknown key %q (known: %s)", prefix, k, strings.Join(Keys(into), ", "))
 		}
-		if err := set(v.FieldByIndex(i), m[k]); err != nil {
+		if err := set(k, v.FieldByIndex(i), m[k]); err != nil {
 			return fmt.Errorf("%s.%s: %w", prefix, k, err)
 		}
 	}
@@ -51,7 +53,7 @@ func DecodeKeys(m map[string]any, into ...any) *KeyError {
 		if n < 0 {
 			return &KeyError{Key: k, Err: unknownKey(k, into)}
 		}
-		if err := set(vals[n].FieldByIndex(fields[n][k]), m[k]); err != nil {
+		if err := set(k, vals[n].FieldByIndex(fields[n][k]), m[k]); err != nil {
 			return &KeyError{Key: k, Err: err}
 		}
 	}
@@ -73,13 +75,17 @@ func unknownKey(k string, into []any) error {
 	return fmt.Errorf("unknown key (%sknown: %s)", hint, strings.Join(known, ", "))
 }
 
-// set decodes value, as go-zero's conf hands it over from YAML, into f.
-func set(f reflect.Value, value any) error {
+// set decodes value, as go-zero's conf hands it over from YAML, into f,
+// the field of key.
+func set(key string, f reflect.Value, value any) error {
 	b, err := json.Marshal(value)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, f.Addr().Interface()); err != nil {
+		if rpcbus.SecretKey(key) { // say what is wrong, not the secret
+			return fmt.Errorf("want %s, got a %T", describe(f.Type()), value)
+		}
 		return fmt.Errorf("want %s, got %s", describe(f.Type()), b)
 	}
 	return nil

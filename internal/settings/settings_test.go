@@ -257,3 +257,19 @@ func TestClosest(t *testing.T) {
 		t.Errorf("Closest(max_a) = %q, want max_b", got)
 	}
 }
+
+// TestDecodeWrongTypeOfSecret: the error names a secret key and the type
+// it got, never the value, which may be the secret mistyped.
+func TestDecodeWrongTypeOfSecret(t *testing.T) {
+	t.Parallel()
+	var s struct {
+		Password string `json:"password"`
+		Token    string `json:"token"`
+	}
+	for _, key := range []string{"password", "token"} {
+		err := settings.Decode("rpc_bus.settings", map[string]any{key: 918273645}, &s)
+		if want := "rpc_bus.settings." + key + ": want a string, got a int"; err == nil || err.Error() != want {
+			t.Errorf("%s = 918273645: got error %v, want %q", key, err, want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
@@ -165,7 +166,7 @@ func brokerAddrs(brokers []string, useTLS bool) ([]string, error) {
 		key := "rpc_bus.brokers[" + strconv.Itoa(i) + "]"
 		if strings.Contains(b, "://") || strings.ContainsAny(b, "@/") {
 			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: give host:port; the user, password, "+
-				"vhost and TLS go in rpc_bus.settings (username, password, vhost, tls)", b)}
+				"vhost and TLS go in rpc_bus.settings (username, password, vhost, tls)", rpcbus.RedactAddress(b))}
 		}
 		host, p, err := net.SplitHostPort(b)
 		if err != nil {

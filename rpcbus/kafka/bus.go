@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,6 +42,8 @@ const (
 	// that Bus.Close closes, and of a Subscription.Close whose context
 	// has already ended.
 	closeTimeout = 5 * time.Second
+	// deleteTimeout bounds the deletion of an inbox's topic at Close.
+	deleteTimeout = 5 * time.Second
 )
 
 // Bus is a vRPC bus on Kafka. It implements rpcbus.Bus, rpcbus.Inboxer,
@@ -79,7 +82,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	}
 	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", brokers, err)
+		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", rpcbus.RedactAddresses(brokers), rpcbus.RedactError(err, brokers))
 	}
 	return &Bus{
 		o:       o,
@@ -239,9 +242,16 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
+	return b.createTopics(ctx, nil, topics...)
+}
+
+// createTopics is CreateTopics, with configs for the new topics on top of
+// max.message.bytes.
+func (b *Bus) createTopics(ctx context.Context, configs map[string]*string, topics ...string) error {
 	mmb := strconv.Itoa(b.o.MaxMessageBytes)
-	resps, err := b.adm.CreateTopics(ctx, int32(b.o.Partitions), int16(b.o.ReplicationFactor),
-		map[string]*string{"max.message.bytes": &mmb}, topics...)
+	cfg := map[string]*string{"max.message.bytes": &mmb}
+	maps.Copy(cfg, configs)
+	resps, err := b.adm.CreateTopics(ctx, int32(b.o.Partitions), int16(b.o.ReplicationFactor), cfg, topics...)
 	if err != nil {
 		return fmt.Errorf("kafka: creating topics %q: %w", topics, err)
 	}

@@ -8,9 +8,14 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
@@ -253,19 +258,14 @@ func TestMaxInFlight(t *testing.T) {
 	}
 }
 
-// TestInbox checks that an inbox sees what is published after Inbox
-// returns and nothing from before, and that two inboxes with one name both
-// see everything.
+// TestInbox checks that an inbox sees what is published to its address
+// after Inbox returns, that two inboxes with one name have addresses (and
+// topics) of their own, made with retention.ms of reply_retention, and
+// that Close deletes its topic.
 func TestInbox(t *testing.T) {
 	t.Parallel()
-	b := newBus(t, nil)
-	addr := name(t, "client")
-	if err := b.CreateTopics(ctxFor(t, 30*time.Second), addr); err != nil {
-		t.Fatal(err)
-	}
-	// Same key as what follows: same partition, so had it been delivered
-	// it would have come first.
-	publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte("before")})
+	b := newBus(t, map[string]any{"heartbeat_interval": "100ms", "reply_retention": "90m"})
+	n := name(t, "client")
 
 	type inboxLog struct {
 		mu  sync.Mutex
@@ -273,7 +273,7 @@ func TestInbox(t *testing.T) {
 	}
 	open := func() (*inboxLog, rpcbus.Inbox) {
 		l := &inboxLog{}
-		ib, err := b.Inbox(ctxFor(t, 30*time.Second), addr, func(m *rpcbus.Message) {
+		ib, err := b.Inbox(ctxFor(t, 30*time.Second), n, func(m *rpcbus.Message) {
 			l.mu.Lock()
 			l.got = append(l.got, string(m.Value))
 			l.mu.Unlock()
@@ -282,18 +282,25 @@ func TestInbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = ib.Close() })
-		if ib.Address() != addr {
-			t.Fatalf("Address() = %q, want %q", ib.Address(), addr)
+		if !strings.HasPrefix(ib.Address(), n+".") || !rpcbus.ValidName(ib.Address()) {
+			t.Fatalf("Address() = %q, want %q, a dot and a suffix", ib.Address(), n)
 		}
 		return l, ib
 	}
 	l1, ib1 := open()
-	l2, _ := open()
-	for i := range 3 {
-		publish(t, b, addr, &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("after", i))})
+	l2, ib2 := open()
+	if ib1.Address() == ib2.Address() {
+		t.Fatalf("two inboxes named %q share the address %q", n, ib1.Address())
 	}
-	want := []string{"after0", "after1", "after2"}
+	for i := range 3 {
+		publish(t, b, ib1.Address(), &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("one", i))})
+		publish(t, b, ib2.Address(), &rpcbus.Message{Key: []byte("k"), Value: []byte(fmt.Sprint("two", i))})
+	}
 	for i, l := range []*inboxLog{l1, l2} {
+		want := []string{"one0", "one1", "one2"}
+		if i == 1 {
+			want = []string{"two0", "two1", "two2"}
+		}
 		eventually(t, "3 replies", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.got) >= 3 })
 		l.mu.Lock()
 		if !slices.Equal(l.got, want) {
@@ -301,12 +308,42 @@ func TestInbox(t *testing.T) {
 		}
 		l.mu.Unlock()
 	}
+
+	adm := kadm.NewClient(newRawClient(t))
+	ctx := ctxFor(t, 30*time.Second)
+	cfgs, err := adm.DescribeTopicConfigs(ctx, ib1.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := cfgs.On(ib1.Address(), nil); err != nil {
+		t.Errorf("configs of %s: %v", ib1.Address(), err)
+	} else if v := configValue(c, "retention.ms"); v != "5400000" {
+		t.Errorf("retention.ms of the inbox topic = %q, want 5400000 (reply_retention 90m)", v)
+	}
+
 	if err := ib1.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	if err := ib1.Close(); !errors.Is(err, rpcbus.ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
+	have := topicNames(t, newRawClient(t))
+	if slices.Contains(have, ib1.Address()) || !slices.Contains(have, ib2.Address()) {
+		t.Errorf("after closing inbox 1, topics %v: want inbox 2's and not inbox 1's", have)
+	}
+	if err := b.Publish(ctx, ib1.Address(), &rpcbus.Message{Value: []byte("late")}); !errors.Is(err, rpcbus.ErrUnknownTopic) {
+		t.Errorf("Publish to a closed inbox = %v, want ErrUnknownTopic", err)
+	}
+}
+
+// configValue is the value of key in a topic's described configs.
+func configValue(c kadm.ResourceConfig, key string) string {
+	for _, e := range c.Configs {
+		if e.Key == key && e.Value != nil {
+			return *e.Value
+		}
+	}
+	return ""
 }
 
 func TestInboxAllPartitions(t *testing.T) {
@@ -473,4 +510,100 @@ func TestCanceledPublishFailsNoOther(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestListGroups: ListGroups names the groups with a member consuming the
+// topic now, and not those of other topics nor those whose members left.
+func TestListGroups(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic, other := name(t, "topic"), name(t, "other")
+	g1, g2, g3 := name(t, "g1"), name(t, "g2"), name(t, "g3")
+	ctx := ctxFor(t, 30*time.Second)
+	sub := func(group string, topics ...string) rpcbus.Subscription {
+		s, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: topics, Group: group}, func(d *rpcbus.Delivery) { d.Ack() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(ctxFor(t, 30*time.Second)) })
+		return s
+	}
+	sub(g1, topic)
+	s2 := sub(g2, topic, other)
+	sub(g3, other)
+	want := []string{g1, g2}
+	slices.Sort(want)
+	var got []string
+	eventually(t, "both groups of the topic listed", func() bool {
+		var err error
+		got, err = b.ListGroups(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(got, want)
+	})
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the group that left gone from the list", func() bool {
+		got, _ = b.ListGroups(ctx, topic)
+		return slices.Equal(got, []string{g1})
+	})
+}
+
+// TestInboxSweep: a new inbox deletes the topics of dead inboxes of its
+// name (no keepalive for reply_retention), and not those of live ones nor
+// other topics.
+func TestInboxSweep(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, map[string]any{"heartbeat_interval": "100ms", "reply_retention": "1m"})
+	n := name(t, "client")
+	ctx := ctxFor(t, 30*time.Second)
+	raw := newRawClient(t)
+	adm := kadm.NewClient(raw)
+	// dead had its last record two minutes ago; opening had none yet (an
+	// inbox being opened); unrelated is not an inbox's name.
+	dead, opening, unrelated := n+".0123456789ab", n+".ba9876543210", n+".not-an-inbox"
+	if _, err := adm.CreateTopics(ctx, 2, -1, nil, dead, opening, unrelated); err != nil {
+		t.Fatal(err)
+	}
+	old := &kgo.Record{Topic: dead, Value: []byte("keepalive"), Timestamp: time.Now().Add(-2 * time.Minute)}
+	if err := raw.ProduceSync(ctx, old).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	live, err := b.Inbox(ctx, n, func(*rpcbus.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+
+	fresh, err := b.Inbox(ctx, n, func(*rpcbus.Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	eventually(t, "the dead inbox's topic deleted", func() bool { return !slices.Contains(topicNames(t, raw), dead) })
+	have := topicNames(t, raw)
+	for _, keep := range []string{live.Address(), fresh.Address(), opening, unrelated} {
+		if !slices.Contains(have, keep) {
+			t.Errorf("topic %s was deleted", keep)
+		}
+	}
+}
+
+// topicNames asks the broker for its topics now (kadm answers from a
+// metadata cache a few seconds old).
+func topicNames(t *testing.T, cl *kgo.Client) []string {
+	t.Helper()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctxFor(t, 30*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, rt := range resp.Topics {
+		if rt.Topic != nil && rt.ErrorCode == 0 {
+			names = append(names, *rt.Topic)
+		}
+	}
+	return names
 }

@@ -30,6 +30,9 @@
 //	delivery_timeout    how long a record is retried while the brokers cannot
 //	                    take it, after which it fails (and with it the records
 //	                    behind it on its partition); default 1m
+//	reply_retention     retention.ms of the reply topics inboxes create: the
+//	                    replies of a client that died without closing its
+//	                    inbox are deleted after that long; default 1h
 //	sasl_mechanism      PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; default PLAIN
 //	                    when a username is set
 //	username, password  the SASL credentials
@@ -71,8 +74,20 @@
 // send 64 KiB of them to one partition first); a keyed one goes by the hash of
 // its key, as with Kafka's own clients.
 //
-// An inbox reads every partition of its topic directly, without a group, from
-// the end offsets it found when it was opened: it sees every message
-// published after Inbox returned, and several inboxes with one name each see
-// them all.
+// An inbox has a topic of its own: its name, a dot and a random suffix,
+// created with retention.ms of reply_retention. It reads every partition of
+// it directly, without a group, from the end offsets it found when it was
+// opened: it sees every message published after Inbox returned. Inboxes
+// with one name (client instances sharing a client id) each have their
+// own topic. Close deletes the topic (so does Bus.Close, for the inboxes
+// still open). The topic of a process that died stays, and the brokers
+// delete its replies after reply_retention; an open inbox writes a
+// keepalive record (which it does not deliver) to its topic every
+// reply_retention/4, and each new inbox deletes the topics of its name
+// that have had none for reply_retention. So a client that crashes and
+// comes back with the same client id removes what it left; the topics of
+// a client id that never comes back stay, empty, until removed with
+// Kafka's tools. An inbox whose process could not reach the brokers for
+// reply_retention may have its topic deleted as dead by another instance
+// of its client id: keep reply_retention well above such outages.
 package kafka

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -130,4 +131,16 @@ func subscribe(t testing.TB, b *kafka.Bus, opts rpcbus.SubscribeOptions, h rpcbu
 		t.Fatal(err)
 	}
 	return s
+}
+
+// newRawClient is a franz-go client of the test broker, closed with the
+// test, to look at what the bus made there.
+func newRawClient(t testing.TB) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

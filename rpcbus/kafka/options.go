@@ -44,6 +44,10 @@ type options struct {
 	RevokeTimeout     settings.Duration `json:"revoke_timeout"`
 	FetchMaxWait      settings.Duration `json:"fetch_max_wait"`
 	DeliveryTimeout   settings.Duration `json:"delivery_timeout"`
+	// ReplyRetention is retention.ms of the reply topics inboxes create:
+	// the replies of a client that died without closing its inbox are
+	// deleted by the brokers after that long.
+	ReplyRetention settings.Duration `json:"reply_retention"`
 
 	// SASLMechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; with a
 	// username and none set, PLAIN.
@@ -76,6 +80,7 @@ func defaultOptions() options {
 		// Publish that gave up on it (see Bus.Publish); this bounds how
 		// long it is retried while the brokers are away.
 		DeliveryTimeout: settings.Duration(time.Minute),
+		ReplyRetention:  settings.Duration(time.Hour),
 	}
 }
 
@@ -162,6 +167,7 @@ func (o *options) validate() error {
 		{"revoke_timeout", o.RevokeTimeout, time.Millisecond, rebalanceTimeout / 2},
 		{"fetch_max_wait", o.FetchMaxWait, 10 * time.Millisecond, time.Minute},
 		{"delivery_timeout", o.DeliveryTimeout, 100 * time.Millisecond, time.Hour},
+		{"reply_retention", o.ReplyRetention, time.Second, 30 * 24 * time.Hour},
 	} {
 		if v := time.Duration(d.v); v < d.min || v > d.max {
 			return badSetting(d.key, "%v is out of range (want %v to %v)", v, d.min, d.max)

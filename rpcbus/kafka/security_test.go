@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,46 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(func() { _ = plain.Close() })
 	if err := plain.Publish(ctxFor(t, 5*time.Second), name(t, "requests"), &rpcbus.Message{Value: []byte("x")}); err == nil {
 		t.Fatal("publishing to a broker with an untrusted certificate succeeded")
+	}
+}
+
+// TestMutualTLS: a broker that requires a client certificate of its CA
+// serves a bus with tls_cert_file and tls_key_file, and not one without.
+func TestMutualTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile := vtest.SelfSignedFiles(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	e, err := embedded.Start("127.0.0.1:0", kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	b, err := kafka.New(rpcbus.Config{Brokers: []string{e.Addr()}, Settings: map[string]any{
+		"tls_ca_file": certFile, "tls_cert_file": certFile, "tls_key_file": keyFile, "heartbeat_interval": "100ms",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	roundTrip(t, b)
+
+	nocert, err := kafka.New(rpcbus.Config{Brokers: []string{e.Addr()}, Settings: map[string]any{"tls_ca_file": certFile, "dial_timeout": "2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nocert.Close() })
+	if err := nocert.Publish(ctxFor(t, 5*time.Second), name(t, "requests"), &rpcbus.Message{Value: []byte("x")}); err == nil {
+		t.Fatal("publishing without a client certificate succeeded")
 	}
 }
 

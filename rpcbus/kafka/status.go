@@ -2,10 +2,16 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -25,7 +31,7 @@ func (b *Bus) Ping(ctx context.Context) error {
 		return rpcbus.ErrClosed
 	}
 	if err := b.prod.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", b.brokers, rpcbus.ErrUnavailable, err)
+		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", rpcbus.RedactAddresses(b.brokers), rpcbus.ErrUnavailable, rpcbus.RedactError(err, b.brokers))
 	}
 	return nil
 }
@@ -64,4 +70,68 @@ func (s *subscription) Status(ctx context.Context) (rpcbus.SubscriptionStatus, e
 		st.Partitions = append(st.Partitions, ps)
 	}
 	return st, nil
+}
+
+var _ rpcbus.GroupLister = (*Bus)(nil)
+
+// ListGroups returns the consumer groups with a member that subscribes to
+// topic or is assigned one of its partitions now, sorted. Groups without
+// members (their servers stopped) are not listed, whatever offsets they
+// committed. A group in a rebalance does not show what its members
+// consume: ListGroups asks again until it is stable or ctx is done, and
+// then lists it if it has committed offsets on topic.
+func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	listed, err := b.adm.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: listing the consumer groups: %w", err)
+	}
+	var groups []string
+	names := listed.Groups()
+	bo := backoff.New(backoff.Policy{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond})
+	for len(names) > 0 {
+		described, err := b.adm.DescribeGroups(ctx, names...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: describing the consumer groups: %w", err)
+		}
+		names = names[:0]
+		for name, g := range described {
+			switch {
+			case g.Err != nil || g.ProtocolType != "consumer" || len(g.Members) == 0:
+			case slices.ContainsFunc(g.Members, func(m kadm.DescribedGroupMember) bool { return consumes(m, topic) }):
+				groups = append(groups, name)
+			case g.State != "Stable":
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 && !bo.Wait(ctx) {
+			break
+		}
+	}
+	if len(names) > 0 && !errors.Is(ctx.Err(), context.Canceled) {
+		// Still rebalancing when ctx ran out: go by their committed offsets.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		for _, r := range b.adm.FetchManyOffsets(ctx, names...) {
+			if r.Err == nil && len(r.Fetched[topic]) > 0 {
+				groups = append(groups, r.Group)
+			}
+		}
+	}
+	slices.Sort(groups)
+	return groups, nil
+}
+
+// consumes reports whether a group member subscribes to topic or is
+// assigned a partition of it.
+func consumes(m kadm.DescribedGroupMember, topic string) bool {
+	if j, ok := m.Join.AsConsumer(); ok && slices.Contains(j.Topics, topic) {
+		return true
+	}
+	if a, ok := m.Assigned.AsConsumer(); ok {
+		return slices.ContainsFunc(a.Topics, func(t kmsg.ConsumerMemberAssignmentTopic) bool { return t.Topic == topic })
+	}
+	return false
 }

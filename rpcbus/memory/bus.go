@@ -212,8 +212,15 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	}
 	t.log = append(t.log, rec)
 	for _, g := range t.groups {
-		for _, s := range g.members {
-			signal(s.wake)
+		// Wake the members from a rotating start: the one woken last tends
+		// to run first, so a fixed order would hand one member every
+		// message of a caller that waits for each reply.
+		n := len(g.members)
+		for i := range n {
+			signal(g.members[(g.wakeNext+i)%n].wake)
+		}
+		if n > 0 {
+			g.wakeNext = (g.wakeNext + 1) % n
 		}
 	}
 	return nil

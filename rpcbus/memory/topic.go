@@ -70,6 +70,7 @@ type group struct {
 	acked     map[int64]struct{} // acknowledged offsets above committed
 	redeliver []int64            // handed out, given back unacknowledged; sorted
 	members   []*subscription
+	wakeNext  int // the member Publish wakes first (see Publish)
 }
 
 // take picks the offset to hand out next: given-back ones first, oldest

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
@@ -143,12 +144,12 @@ func parseBrokers(list []string, o *options) ([]broker, error) {
 			case "ssl", "tls", "mqtts":
 				b.tls = true
 			default:
-				return nil, fmt.Errorf("rpc_bus.brokers: %q: scheme %q is not supported (want tcp://, mqtt://, tls://, ssl:// or mqtts://)", s, scheme)
+				return nil, fmt.Errorf("rpc_bus.brokers: %q: scheme %q is not supported (want tcp://, mqtt://, tls://, ssl:// or mqtts://)", rpcbus.RedactAddress(s), scheme)
 			}
 			b.addr = rest
 		}
 		if _, _, err := net.SplitHostPort(b.addr); err != nil {
-			return nil, fmt.Errorf("rpc_bus.brokers: %q: want host:port (%v)", s, err)
+			return nil, fmt.Errorf("rpc_bus.brokers: %q: want host:port (%v)", rpcbus.RedactAddress(s), err)
 		}
 		out = append(out, b)
 	}

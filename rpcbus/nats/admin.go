@@ -36,7 +36,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 // other servers it was given, with passwords and tokens redacted.
 func (b *Bus) Addresses() []string {
 	addrs := rpcbus.RedactAddresses(b.servers)
-	if u := b.nc.ConnectedUrlRedacted(); u != "" {
+	// Not ConnectedUrlRedacted: it keeps a token given as the user of the
+	// URL (nats://token@host).
+	if u := rpcbus.RedactAddress(b.nc.ConnectedUrl()); u != "" {
 		addrs = slices.DeleteFunc(addrs, func(a string) bool { return hostPort(a) == hostPort(u) })
 		addrs = append([]string{u}, addrs...)
 	}
@@ -140,4 +142,44 @@ func (b *Bus) Remove(ctx context.Context, l rpcbus.Leftovers) error {
 		return fmt.Errorf("nats: remove: %w", err)
 	}
 	return nil
+}
+
+var _ rpcbus.GroupLister = (*Bus)(nil)
+
+// ListGroups returns the groups whose durable consumer on topic's stream
+// has a member pulling (a pull request waiting) or deliveries not yet
+// acknowledged, sorted. The group is read from the consumer's
+// description, which Subscribe writes.
+func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	str, err := b.js.Stream(ctx, streamName(topic))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: groups of topic %q: %w", topic, b.jsErr(err))
+	}
+	var groups []string
+	list := str.ListConsumers(ctx)
+	for ci := range list.Info() {
+		var group, on string
+		if ci.Config.Durable == "" || ci.Name == keeperName ||
+			groupOf(ci.Config.Description, &group, &on) != nil || ci.NumWaiting == 0 && ci.NumAckPending == 0 {
+			continue
+		}
+		groups = append(groups, group)
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("nats: groups of topic %q: %w", topic, b.jsErr(err))
+	}
+	slices.Sort(groups)
+	return slices.Compact(groups), nil
+}
+
+// groupOf reads the group and topic from a consumer's description.
+func groupOf(description string, group, topic *string) error {
+	_, err := fmt.Sscanf(description, "vRPC group %q on topic %q", group, topic)
+	return err
 }

@@ -99,12 +99,12 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w; is a NATS server running there? "+
-			"Start one with JetStream enabled: nats-server -js", strings.Join(servers, ", "), err)
+			"Start one with JetStream enabled: nats-server -js", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(err, servers))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("nats: JetStream on %s: %w", strings.Join(servers, ", "), err)
+		return nil, fmt.Errorf("nats: JetStream on %s: %w", strings.Join(rpcbus.RedactAddresses(servers), ", "), err)
 	}
 	b.nc, b.js = nc, js
 	return b, nil

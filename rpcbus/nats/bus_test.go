@@ -336,4 +336,78 @@ func TestAddresses(t *testing.T) {
 	if err := b.Ping(ctxFor(t, 30*time.Second)); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+
+	// Connected with a token in the URL (a server without authentication
+	// takes any): the token is not shown either.
+	tb, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{"nats://s3cret-token@" + hostPort(serverAddr)}, Settings: testSettings()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	if got := tb.Addresses(); len(got) != 1 || strings.Contains(got[0], "s3cret") || !strings.Contains(got[0], "xxxxx@") {
+		t.Errorf("Addresses() = %q, want the token redacted", got)
+	}
+}
+
+// hostPort strips a scheme from a server address.
+func hostPort(addr string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		return rest
+	}
+	return addr
+}
+
+// TestConnectErrorRedacted: the error of a failed connection names the
+// servers without the passwords and tokens in their URLs.
+func TestConnectErrorRedacted(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"nats://alice:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1", "nats://alice:s3cret@[::1"} {
+		_, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{addr}, Settings: map[string]any{"connect_timeout": "1s"}})
+		if err == nil {
+			t.Fatalf("New(%s) connected", addr)
+		}
+		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx") {
+			t.Errorf("New(%s): %v, want the address with its secret redacted", addr, err)
+		}
+	}
+}
+
+// TestListGroups: ListGroups names the groups with a member consuming the
+// topic now, and not those of other topics nor those whose members left.
+func TestListGroups(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, nil)
+	topic, other := name(t, "topic"), name(t, "other")
+	g1, g2, g3 := name(t, "g1"), name(t, "g2"), name(t, "g3")
+	ctx := ctxFor(t, 30*time.Second)
+	sub := func(group string, topics ...string) rpcbus.Subscription {
+		s, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: topics, Group: group}, func(d *rpcbus.Delivery) { d.Ack() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(ctxFor(t, 30*time.Second)) })
+		return s
+	}
+	sub(g1, topic)
+	s2 := sub(g2, topic, other)
+	sub(g3, other)
+	want := []string{g1, g2}
+	slices.Sort(want)
+	eventually(t, "both groups of the topic listed", func() bool {
+		got, err := b.ListGroups(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Equal(got, want)
+	})
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the group that left gone from the list", func() bool {
+		got, err := b.ListGroups(ctx, topic)
+		return err == nil && slices.Equal(got, []string{g1})
+	})
+	if got, err := b.ListGroups(ctx, name(t, "nobody")); err != nil || len(got) != 0 {
+		t.Errorf("ListGroups of a topic without a stream = %q, %v", got, err)
+	}
 }

@@ -2,8 +2,12 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -60,4 +64,44 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+var _ rpcbus.GroupLister = (*Bus)(nil)
+
+// ListGroups returns the consumer groups of topic's stream with a member
+// reading it now, sorted: one idle for less than claim_idle. Redis knows a
+// member only once it has been given an entry, so a group that has not
+// served anything on topic is not listed; and before Redis 7.2 a member's
+// idle time counts from the last entry it was given, not its last read,
+// so a group counts there only while it gets work. Members that closed
+// are gone; those of a process that died stop counting after claim_idle.
+func (b *Bus) ListGroups(ctx context.Context, topic string) ([]string, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	key := b.o.key(topic)
+	groups, err := b.rdb.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("redis: groups of stream %s: %w", key, err)
+	}
+	var names []string
+	for _, g := range groups {
+		if strings.Contains(g.Name, ":") || g.Consumers == 0 { // the bus's own groups hold a colon
+			continue
+		}
+		consumers, err := b.rdb.XInfoConsumers(ctx, key, g.Name).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis: consumers of group %s on stream %s: %w", g.Name, key, err)
+		}
+		if slices.ContainsFunc(consumers, func(c goredis.XInfoConsumer) bool {
+			return !strings.Contains(c.Name, ":") && c.Idle < time.Duration(b.o.ClaimIdle)
+		}) {
+			names = append(names, g.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }

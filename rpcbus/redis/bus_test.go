@@ -628,3 +628,43 @@ func TestStatus(t *testing.T) {
 		d.Ack()
 	}
 }
+
+// TestListGroups: ListGroups names the groups with a member reading the
+// topic now (once it has been given an entry), and not those of other
+// topics nor those whose members left.
+func TestListGroups(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, map[string]any{"block": "100ms"})
+	topic, other := name(t, "topic"), name(t, "other")
+	g1, g2, g3 := name(t, "g1"), name(t, "g2"), name(t, "g3")
+	ctx := ctxFor(t, 30*time.Second)
+	got := newCollector()
+	sub := func(group string, topics ...string) rpcbus.Subscription {
+		s, err := b.Subscribe(ctx, rpcbus.SubscribeOptions{Topics: topics, Group: group}, got.ack)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(ctxFor(t, 30*time.Second)) })
+		return s
+	}
+	sub(g1, topic)
+	s2 := sub(g2, topic, other)
+	sub(g3, other)
+	publish(t, b, topic, &rpcbus.Message{Value: []byte("to the topic")})
+	publish(t, b, other, &rpcbus.Message{Value: []byte("to the other")})
+	eventually(t, "the deliveries", func() bool { return got.count("to the topic") == 2 && got.count("to the other") == 2 })
+	want := []string{g1, g2}
+	slices.Sort(want)
+	if got, err := b.ListGroups(ctx, topic); err != nil || !slices.Equal(got, want) {
+		t.Errorf("ListGroups = %q, %v; want %q", got, err, want)
+	}
+	if err := s2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.ListGroups(ctx, topic); err != nil || !slices.Equal(got, []string{g1}) {
+		t.Errorf("after g2 closed: ListGroups = %q, %v; want [%s]", got, err, g1)
+	}
+	if got, err := b.ListGroups(ctx, name(t, "nobody")); err != nil || len(got) != 0 {
+		t.Errorf("ListGroups of a topic without a stream = %q, %v", got, err)
+	}
+}

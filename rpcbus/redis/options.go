@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/nextpkg/vrpc/internal/settings"
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // Defaults and bounds of rpc_bus.settings. See the package documentation.
@@ -123,10 +124,10 @@ func brokerAddr(brokers []string) (string, error) {
 		return defaultBroker, nil
 	case 1:
 	default:
-		return "", fmt.Errorf("rpc_bus.brokers %q: the redis bus takes one host:port (Redis Cluster and Sentinel are not supported)", brokers)
+		return "", fmt.Errorf("rpc_bus.brokers %q: the redis bus takes one host:port (Redis Cluster and Sentinel are not supported)", rpcbus.RedactAddresses(brokers))
 	}
 	if _, _, err := net.SplitHostPort(brokers[0]); err != nil {
-		return "", fmt.Errorf("rpc_bus.brokers %q: want host:port: %w", brokers[0], err)
+		return "", fmt.Errorf("rpc_bus.brokers %q: want host:port: %w", rpcbus.RedactAddress(brokers[0]), rpcbus.RedactError(err, brokers))
 	}
 	return brokers[0], nil
 }
