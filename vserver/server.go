@@ -40,9 +40,21 @@ type Server struct {
 	expired     atomic.Uint64
 	deadLetters atomic.Uint64
 	duplicates  atomic.Uint64
-	dedup       DedupStore            // nil when dedup.store is none
-	work        chan *rpcbus.Delivery // to idle workers
-	busy        atomic.Int64          // requests being served
+	dedup       DedupStore   // nil when dedup.store is none
+	work        chan task    // to idle workers
+	busy        atomic.Int64 // requests being served
+	unacked     atomic.Int64 // deliveries left unacknowledged to come again
+
+	// Limits (limits.go). replies is the context replies are published
+	// under: cancelled a moment after calls, so that calls cut short by
+	// Stop are still answered, but a reply the bus does not take cannot
+	// hold Stop past drain_timeout.
+	gate          *byteGate
+	clients       *clientSlots // nil: max_in_flight_per_client is off
+	limits        limitMetrics
+	progress      progress
+	replies       context.Context
+	cancelReplies context.CancelFunc
 
 	// Observability (admin.go) and plugins (plugin.go).
 	registry       *prometheus.Registry
@@ -100,10 +112,16 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		targets: make(map[string]*target, len(c.Targets)),
 		ready:   make(chan struct{}),
 		quit:    make(chan struct{}),
-		work:    make(chan *rpcbus.Delivery),
+		work:    make(chan task),
 		done:    make(chan struct{}),
+		gate:    newByteGate(c.MaxInFlightBytes),
+		limits:  newLimitMetrics(),
+	}
+	if c.MaxInFlightPerClient > 0 {
+		s.clients = &clientSlots{max: c.MaxInFlightPerClient, n: make(map[string]int)}
 	}
 	s.calls, s.cancelCalls = context.WithCancel(context.Background())
+	s.replies, s.cancelReplies = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -199,6 +217,7 @@ func (s *Server) Start() error {
 		close(s.done)
 		return err
 	}
+	s.progress.done(time.Now())
 	close(s.ready)
 	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers))
 	<-s.quit
@@ -316,6 +335,11 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	sub := s.sub
 	s.mu.Unlock()
+	// Replies of calls cut short at drain_timeout get a moment more, at
+	// most a second: then nothing a worker does outlasts Stop.
+	replyGrace := min(s.cfg.ReplyTimeout, time.Second)
+	replyTimer := time.AfterFunc(s.cfg.DrainTimeout+replyGrace, s.cancelReplies)
+	defer replyTimer.Stop()
 	if sub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 		timer := time.AfterFunc(s.cfg.DrainTimeout, s.cancelCalls)
@@ -333,6 +357,7 @@ func (s *Server) shutdown() {
 		s.rpc.Stop()
 	}
 	s.inflight.Wait()
+	s.cancelReplies()
 	s.mu.Lock()
 	started := s.startedPlugins
 	s.startedPlugins = nil

@@ -8,12 +8,14 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/codec/schema"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // workerIdle is how long a worker waits for the next delivery before it
@@ -23,31 +25,61 @@ const workerIdle = 10 * time.Second
 // onDelivery runs on the subscription's goroutine: it only hands the
 // delivery to an idle worker, or to a new one when none is idle. The bus
 // bounds the deliveries unacknowledged at once (max_in_flight), and so the
-// workers. Workers outlive a delivery so that the stacks they have grown
-// through the gRPC call are reused, not grown again for every request.
+// workers; the byte gate bounds their bytes (max_in_flight_bytes): while
+// the requests in flight hold too many, onDelivery waits, and so the bus
+// keeps the rest. Workers outlive a delivery so that the stacks they have
+// grown through the gRPC call are reused, not grown again for every
+// request.
 func (s *Server) onDelivery(d *rpcbus.Delivery) {
+	t := task{d: d, size: deliverySize(d)}
+	if t.size > s.gate.max || len(d.Value) > s.maxEnvelope() {
+		// Never decoded: only its header fields are peeked at, so it
+		// holds no more than the bus's copy and takes no room.
+		t.oversize, t.size = true, 0
+	} else {
+		s.gate.take(t.size, s.quit)
+	}
 	select {
-	case s.work <- d:
+	case s.work <- t:
 		return
 	default:
 	}
 	s.inflight.Add(1)
-	go s.worker(d)
+	go s.worker(t)
 }
 
-func (s *Server) worker(d *rpcbus.Delivery) {
+// task is a delivery handed to a worker, with the bytes it holds of
+// max_in_flight_bytes.
+type task struct {
+	d        *rpcbus.Delivery
+	size     int64
+	oversize bool // over max_in_flight_bytes, or larger than any request this server takes
+}
+
+// maxEnvelope is the largest request envelope the server decodes: a
+// payload of max_message_size with metadata, ids and fields at their
+// limits.
+func (s *Server) maxEnvelope() int {
+	return s.cfg.MaxMessageSize + s.cfg.MaxMetadataBytes + 5*s.cfg.MaxIDBytes + envelopeOverhead
+}
+
+func (s *Server) worker(t task) {
 	defer s.inflight.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
 		s.busy.Add(1)
-		if s.serve(d) {
-			d.Ack() // only once the reply is published (or given up on)
+		if s.serve(t) {
+			t.d.Ack() // only once the reply is published (or given up on)
+		} else {
+			s.unacked.Add(1)
 		}
+		s.gate.give(t.size)
+		s.progress.done(time.Now())
 		s.busy.Add(-1)
 		idle.Reset(workerIdle)
 		select {
-		case d = <-s.work:
+		case t = <-s.work:
 		case <-idle.C:
 			return
 		case <-s.quit:
@@ -69,7 +101,8 @@ type job struct {
 	ctx    context.Context    // route: the call's, with its deadline
 	cancel context.CancelFunc // route
 
-	key string // claim: the dedup claim the reply completes; "" for none
+	client bool   // admitClient: holds one of its client's max_in_flight_per_client
+	key    string // claim: the dedup claim the reply completes; "" for none
 
 	desc protoreflect.MethodDescriptor // resolve: nil for a protobuf call by full name
 	json bool                          // resolve: the payload is JSON
@@ -97,12 +130,16 @@ func (j *job) fail(code codes.Code, format string, args ...any) bool {
 // reports whether it may be acknowledged: not when it was to be set aside
 // and could not be, so that it comes again. Each stage either passes the
 // request on (true) or ends its way (false), having set the reply if one
-// is due. Authentication, when it comes, goes before claim: nothing a
-// sender without credentials sends should reach the dedup store or the
-// target's schema.
-func (s *Server) serve(d *rpcbus.Delivery) bool {
-	j := job{d: d, received: time.Now()}
-	if s.decode(&j) && s.checkExpiry(&j) && s.route(&j) && s.claim(&j) && s.resolve(&j) {
+// is due. The limits come first, before anything is kept: decode bounds
+// ids and metadata, admitClient a client's share of the slots.
+// Authentication, when it comes, goes before claim: nothing a sender
+// without credentials sends should reach the dedup store or the target's
+// schema.
+func (s *Server) serve(t task) bool {
+	j := job{d: t.d, received: time.Now()}
+	if t.oversize {
+		s.refuseOversize(&j)
+	} else if s.decode(&j) && s.checkExpiry(&j) && s.route(&j) && s.admitClient(&j) && s.claim(&j) && s.resolve(&j) {
 		s.handle(&j)
 	}
 	if j.cancel != nil {
@@ -111,12 +148,39 @@ func (s *Server) serve(d *rpcbus.Delivery) bool {
 	if j.res != nil {
 		s.replyStored(j.req, j.res, j.received, j.key)
 	}
+	if j.client {
+		s.clients.give(j.req.ClientId)
+	}
 	return !j.nack
 }
 
-// decode reads the envelope. A message that cannot be read, or whose
-// payload is over max_message_size, is set aside on the dead-letter topic
-// (and answered with INVALID_ARGUMENT when it says where to).
+// refuseOversize sets aside a record over max_in_flight_bytes, or larger
+// than any request within max_message_size and the other limits can be,
+// without decoding it: only its header fields are read, to answer
+// RESOURCE_EXHAUSTED when it says where to.
+func (s *Server) refuseOversize(j *job) {
+	n := len(j.d.Value)
+	limit, err := limitMessageSize, fmt.Errorf("record of %d bytes is over the server's max_message_size of %d plus room for metadata and ids (%d in all)", n, s.cfg.MaxMessageSize, s.maxEnvelope())
+	if size := deliverySize(j.d); size > s.gate.max {
+		limit, err = limitInFlightBytes, fmt.Errorf("record of %d bytes is over the server's max_in_flight_bytes of %d", size, s.gate.max)
+	}
+	s.limits.refused.WithLabelValues(limit).Inc()
+	if !s.deadLetter(j.d, err) {
+		j.nack = true
+		return
+	}
+	h, perr := codec.PeekRequest(j.d.Value, s.cfg.MaxIDBytes)
+	if perr == nil && h.Id != "" && h.ReplyTo != "" {
+		j.req = &vrpcpb.Request{Id: h.Id, ClientId: h.ClientId, ReplyTo: h.ReplyTo, Target: h.Target, Method: h.Method}
+		j.fail(codes.ResourceExhausted, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
+	}
+}
+
+// decode reads the envelope. A message that cannot be read, whose
+// payload is over max_message_size, or whose ids or metadata are over
+// max_id_bytes or max_metadata_bytes, is set aside on the dead-letter
+// topic (and answered when it says where to, in an id and address within
+// max_id_bytes).
 func (s *Server) decode(j *job) bool {
 	req, err := codec.DecodeRequest(j.d.Value)
 	if err != nil {
@@ -124,27 +188,77 @@ func (s *Server) decode(j *job) bool {
 			j.nack = true
 			return false
 		}
-		if req != nil && req.Id != "" && req.ReplyTo != "" {
+		if s.answerable(req) {
 			j.req = req
 			return j.fail(codes.InvalidArgument, "vrpc: server %s cannot read the request: %v", s.cfg.Name, err)
 		}
 		return false
 	}
 	j.req = req
-	if limit := s.cfg.MaxMessageSize; len(req.Payload) > limit {
+	code, limit := codes.OK, ""
+	if field, n := s.longestID(req); n > s.cfg.MaxIDBytes {
+		code, limit = codes.InvalidArgument, limitIDBytes
+		err = fmt.Errorf("%s of %d bytes is over the server's max_id_bytes of %d", field, n, s.cfg.MaxIDBytes)
+	} else if n := metadataSize(req); n > s.cfg.MaxMetadataBytes {
+		code, limit = codes.ResourceExhausted, limitMetadataBytes
+		err = fmt.Errorf("metadata and trace context of %d bytes are over the server's max_metadata_bytes of %d", n, s.cfg.MaxMetadataBytes)
+	} else if n := len(req.Payload); n > s.cfg.MaxMessageSize {
 		// A producer with a larger limit than this server's, or none: the
 		// target would refuse it, so it goes where an operator sees it.
-		err := fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", len(req.Payload), limit)
+		code, limit = codes.InvalidArgument, limitMessageSize
+		err = fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", n, s.cfg.MaxMessageSize)
+	}
+	if err != nil {
+		s.limits.refused.WithLabelValues(limit).Inc()
 		if !s.deadLetter(j.d, err) {
 			j.nack = true
 			return false
 		}
-		return j.fail(codes.InvalidArgument, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
+		if !s.answerable(req) {
+			return false
+		}
+		return j.fail(code, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
 	}
 	if req.DeadlineUnixNano != 0 {
 		j.deadline = time.Unix(0, req.DeadlineUnixNano)
 	}
 	return true
+}
+
+// answerable reports whether a request the server refuses says where to
+// answer, in an id and reply address within max_id_bytes: a reply to a
+// 2 MiB address, or carrying a 2 MiB id back, is not sent.
+func (s *Server) answerable(req *vrpcpb.Request) bool {
+	return req != nil && req.Id != "" && req.ReplyTo != "" &&
+		len(req.Id) <= s.cfg.MaxIDBytes && len(req.ReplyTo) <= s.cfg.MaxIDBytes
+}
+
+// longestID returns the longest of the fields max_id_bytes bounds, and its
+// length.
+func (s *Server) longestID(req *vrpcpb.Request) (string, int) {
+	field, n := "id", len(req.Id)
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"client_id", len(req.ClientId)}, {"reply_to", len(req.ReplyTo)}, {"target", len(req.Target)}, {"method", len(req.Method)}} {
+		if f.n > n {
+			field, n = f.name, f.n
+		}
+	}
+	return field, n
+}
+
+// metadataSize is the encoded size of a request's metadata and trace
+// context: what it sends the target besides the payload.
+func metadataSize(req *vrpcpb.Request) int {
+	n := 0
+	for _, m := range req.Metadata {
+		n += proto.Size(m)
+	}
+	for k, v := range req.TraceContext {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // checkExpiry drops a request whose deadline passed while it was queued:
@@ -170,6 +284,25 @@ func (s *Server) route(j *job) bool {
 		callDeadline = j.deadline
 	}
 	j.ctx, j.cancel = context.WithDeadline(s.calls, callDeadline)
+	return true
+}
+
+// admitClient holds one of the request's client's max_in_flight_per_client
+// slots until its reply is published, or refuses it with
+// RESOURCE_EXHAUSTED: one client cannot take every slot of a server it
+// shares with others. It comes after route, so that a request for no
+// target does not count, and before claim, so that a refused request is
+// not remembered as served.
+func (s *Server) admitClient(j *job) bool {
+	if s.clients == nil {
+		return true
+	}
+	if !s.clients.take(j.req.ClientId) {
+		s.limits.refused.WithLabelValues(limitPerClient).Inc()
+		return j.fail(codes.ResourceExhausted, "vrpc: server %s is serving max_in_flight_per_client (%d) requests of client %q already; try again later",
+			s.cfg.Name, s.clients.max, j.req.ClientId)
+	}
+	j.client = true
 	return true
 }
 
@@ -203,7 +336,7 @@ func (s *Server) claim(j *job) bool {
 	reply, claimed, err := s.dedup.Claim(ctx, key, ttl)
 	switch {
 	case err != nil:
-		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, req.Id)
+		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, plugin.Clip(req.Id))
 		return true
 	case claimed:
 		j.key = key
