@@ -44,7 +44,7 @@ func newLimitMetrics() limitMetrics {
 		}, []string{"reason"}),
 		dlqFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vrpc_server_dead_letter_failures_total",
-			Help: "Messages that could not be set aside: reason too_large (skipped: acknowledged, logged) or timeout (dead_letter_timeout passed: left unacknowledged, delivered again).",
+			Help: "Messages that could not be set aside: reason too_large or no_consumer (skipped: acknowledged, logged), closed, or timeout (dead_letter_timeout passed: left unacknowledged, delivered again).",
 		}, []string{"reason"}),
 	}
 }

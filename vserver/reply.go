@@ -108,8 +108,9 @@ func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 // dead_letter_timeout (less once Stop has run out of drain_timeout): a
 // message not set aside by then is not acknowledged, so that it is not
 // lost, and frees its worker. A message the bus refuses as too large for
-// the dead-letter topic is skipped: logged, counted and acknowledged, as
-// trying again could never succeed.
+// the dead-letter topic, or that the bus would keep for no one (no queue
+// bound to the topic, no subscriber), is skipped: logged, counted and
+// acknowledged, as trying again could not succeed.
 func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 	s.deadLetters.Add(1)
 	topic := d.Topic + DeadLetterSuffix
@@ -134,6 +135,14 @@ func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 			s.limits.dlqFailures.WithLabelValues("too_large").Inc()
 			logx.Errorf("vrpc server %s: a message of %d bytes from %s is too large for %s; skipping it (acknowledged, not set aside): %v",
 				s.cfg.Name, len(d.Value), d.Topic, topic, err)
+			return true
+		case errors.Is(err, rpcbus.ErrUnknownTopic):
+			// A bus that keeps messages only for a topic someone consumes
+			// (AMQP with no queue bound to it, MQTT with no subscriber):
+			// trying again cannot help until an operator does.
+			s.limits.dlqFailures.WithLabelValues("no_consumer").Inc()
+			logx.Errorf("vrpc server %s: the bus keeps nothing on %s until a consumer subscribes to it; skipping a message of %d bytes from %s (acknowledged, not set aside): %v",
+				s.cfg.Name, topic, len(d.Value), d.Topic, err)
 			return true
 		case errors.Is(err, rpcbus.ErrClosed):
 			s.limits.dlqFailures.WithLabelValues("closed").Inc()
