@@ -170,3 +170,44 @@ func TestMetadataOverLimit(t *testing.T) {
 		t.Errorf("refused_total{limit=max_metadata_bytes} = %v, want 1", n)
 	}
 }
+
+// TestDeadLetterBounds: a dead-letter topic that refuses messages for a
+// while (here: its backlog is full) costs each message dead_letter_timeout
+// at most. The message is then left unacknowledged, so that it is not
+// lost, counted, and its worker goes on to the next request.
+func TestDeadLetterBounds(t *testing.T) {
+	t.Parallel()
+	broker := rpcbus.Config{Type: "memory", Brokers: []string{"dead-letter-bounds"}}
+	serverBus := broker
+	serverBus.Settings = map[string]any{"max_backlog": 1} // the dead-letter topic keeps one
+	cfg := serverConfig(serverBus, startDemo(t, "demo-1"))
+	cfg.MaxInFlight = 4
+	cfg.DeadLetterTimeout = 50 * time.Millisecond
+	// Stop waits this long for the two deliveries left unacknowledged,
+	// which no one will acknowledge; they go back to the group then.
+	cfg.DrainTimeout = 100 * time.Millisecond
+	srv := startServer(t, cfg)
+	raw := openBus(t, broker)
+	ctx := testContext(t)
+	for range 3 {
+		if err := raw.Publish(ctx, "vrpc.requests.demo", &rpcbus.Message{Value: []byte("\xff not an envelope")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for metricValue(t, srv, "vrpc_server_unacknowledged", "", "") < 2 {
+		if ctx.Err() != nil {
+			t.Fatalf("the dead letters that could not be set aside were not left unacknowledged (%v)", metricValue(t, srv, "vrpc_server_unacknowledged", "", ""))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	client := newClient(t, broker, "after-dead-letters")
+	if _, err := demo.NewDemoClient(vclient.NewConn(client, "demo")).Ping(ctx, &demo.Request{Message: "after"}); err != nil {
+		t.Fatalf("a call after the dead letters: %v", err)
+	}
+	if n := metricValue(t, srv, "vrpc_server_dead_letter_failures_total", "reason", "timeout"); n != 2 {
+		t.Errorf("dead_letter_failures_total{reason=timeout} = %v, want 2", n)
+	}
+	if n := srv.Stats().DeadLetters; n != 3 {
+		t.Errorf("Stats().DeadLetters = %d, want 3", n)
+	}
+}
