@@ -213,3 +213,32 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestRefuseOverInFlightBytes: a record within max_message_size and the
+// other limits but over max_in_flight_bytes on its own is refused under
+// that limit's name, not served.
+func TestRefuseOverInFlightBytes(t *testing.T) {
+	s, err := NewServer(&vconfig.Config{
+		Name: "bytes", Port: -1, RpcBus: rpcbus.Config{Type: "memory"},
+		Targets:          map[string]vconfig.Target{"demo": {Endpoint: "127.0.0.1:1"}},
+		MaxMessageSize:   64 << 10,
+		MaxInFlightBytes: 64 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	req := request("over-in-flight-bytes")
+	req.Payload = make([]byte, 60<<10)
+	req.Metadata = []*vrpcpb.Metadata{{Key: "k", Values: []string{strings.Repeat("v", 16<<10)}}}
+	d := delivery(t, req)
+	if int64(len(d.Value)) <= s.gate.max || len(d.Value) > s.maxEnvelope() {
+		t.Fatalf("a record of %d bytes does not test max_in_flight_bytes %d alone", len(d.Value), s.gate.max)
+	}
+	j := &job{d: d, received: time.Now()}
+	s.refuseOversize(j)
+	wantStatus(t, j, codes.ResourceExhausted, "max_in_flight_bytes of 65536")
+	if n := counterValue(t, s.limits.refused.WithLabelValues(limitInFlightBytes)); n != 1 {
+		t.Errorf("refused{limit=max_in_flight_bytes} = %v, want 1", n)
+	}
+}
