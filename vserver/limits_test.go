@@ -183,9 +183,10 @@ func TestDeadLetterBounds(t *testing.T) {
 	cfg := serverConfig(serverBus, startDemo(t, "demo-1"))
 	cfg.MaxInFlight = 4
 	cfg.DeadLetterTimeout = 50 * time.Millisecond
-	// Stop waits this long for the two deliveries left unacknowledged,
-	// which no one will acknowledge; they go back to the group then.
-	cfg.DrainTimeout = 100 * time.Millisecond
+	// Stop does not wait out drain_timeout for the deliveries left
+	// unacknowledged, which no one will acknowledge: it gives them back to
+	// the group once everything else is finished.
+	cfg.DrainTimeout = time.Hour
 	srv := startServer(t, cfg)
 	raw := openBus(t, broker)
 	ctx := testContext(t)
@@ -209,5 +210,12 @@ func TestDeadLetterBounds(t *testing.T) {
 	}
 	if n := srv.Stats().DeadLetters; n != 3 {
 		t.Errorf("Stats().DeadLetters = %d, want 3", n)
+	}
+	stopped := make(chan struct{})
+	go func() { srv.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		t.Fatal("Stop did not return: it waits out drain_timeout (1h) for deliveries no one will acknowledge")
 	}
 }

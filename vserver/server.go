@@ -44,6 +44,7 @@ type Server struct {
 	work        chan task    // to idle workers
 	busy        atomic.Int64 // requests being served
 	unacked     atomic.Int64 // deliveries left unacknowledged to come again
+	pending     atomic.Int64 // deliveries handed to onDelivery and not yet finished
 
 	// Limits (limits.go). replies is the context replies are published
 	// under: cancelled a moment after calls, so that calls cut short by
@@ -343,11 +344,14 @@ func (s *Server) shutdown() {
 	if sub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 		timer := time.AfterFunc(s.cfg.DrainTimeout, s.cancelCalls)
+		watched := make(chan struct{})
+		go s.cutDrainShort(ctx, cancel, watched)
 		if err := sub.Close(ctx); err != nil {
 			logx.Errorf("vrpc server %s: closing the subscription: %v", s.cfg.Name, err)
 		}
 		timer.Stop()
 		cancel()
+		<-watched
 	}
 	s.cancelCalls()
 	if s.admin != nil {
@@ -374,6 +378,28 @@ func (s *Server) shutdown() {
 	if s.ownsBus {
 		if err := s.bus.Close(); err != nil {
 			logx.Errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
+		}
+	}
+}
+
+// cutDrainShort ends the drain (cancel) once every delivery the server was
+// handed is finished and some were left unacknowledged on purpose (dead
+// letters not set aside): no one will acknowledge those, so waiting out
+// drain_timeout for them would only delay Stop. Closing the subscription
+// then gives them back to the group.
+func (s *Server) cutDrainShort(ctx context.Context, cancel context.CancelFunc, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if s.unacked.Load() > 0 && s.pending.Load() == 0 {
+				cancel()
+				return
+			}
 		}
 	}
 }

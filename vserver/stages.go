@@ -31,6 +31,7 @@ const workerIdle = 10 * time.Second
 // grown through the gRPC call are reused, not grown again for every
 // request.
 func (s *Server) onDelivery(d *rpcbus.Delivery) {
+	s.pending.Add(1)
 	t := task{d: d, size: deliverySize(d)}
 	if t.size > s.gate.max || len(d.Value) > s.maxEnvelope() {
 		// Never decoded: only its header fields are peeked at, so it
@@ -75,6 +76,7 @@ func (s *Server) worker(t task) {
 			s.unacked.Add(1)
 		}
 		s.gate.give(t.size)
+		s.pending.Add(-1)
 		s.progress.done(time.Now())
 		s.busy.Add(-1)
 		idle.Reset(workerIdle)
