@@ -55,3 +55,61 @@ func PeekRequest(b []byte, max int) (RequestHeader, error) {
 	}
 	return h, nil
 }
+
+// RequestSizes are the sizes of a request envelope's fields, as
+// MeasureRequest reads them off the wire.
+type RequestSizes struct {
+	// Id, ClientId, ReplyTo, Target and Method are the lengths of those
+	// fields (the longest, should one appear more than once).
+	Id, ClientId, ReplyTo, Target, Method int
+	// Payload is the payload's length.
+	Payload int
+	// Metadata is the encoded size of the metadata entries and the trace
+	// context together.
+	Metadata int
+}
+
+// MeasureRequest reads the sizes of the request envelope b's fields
+// without decoding or copying any of them, and without allocating: for a
+// server to refuse a request over its limits before it decodes it. It
+// fails only when b is not protobuf.
+func MeasureRequest(b []byte) (RequestSizes, error) {
+	var z RequestSizes
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return z, malformed("request: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return z, malformed("request: %v", protowire.ParseError(n))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return z, malformed("request: %v", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch num {
+		case 2:
+			z.Id = max(z.Id, len(v))
+		case 3:
+			z.ClientId = max(z.ClientId, len(v))
+		case 4:
+			z.ReplyTo = max(z.ReplyTo, len(v))
+		case 5:
+			z.Target = max(z.Target, len(v))
+		case 6:
+			z.Method = max(z.Method, len(v))
+		case 7:
+			z.Payload = len(v)
+		case 9, 13:
+			z.Metadata += len(v)
+		}
+	}
+	return z, nil
+}

@@ -59,3 +59,30 @@ func FuzzPeekRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestMeasureRequest(t *testing.T) {
+	req := &vrpcpb.Request{Id: "r1", ClientId: "client", ReplyTo: "vrpc.responses.c1", Target: "demo", Method: "/demo.Demo/Ping",
+		Payload:      bytes.Repeat([]byte{7}, 1000),
+		Metadata:     []*vrpcpb.Metadata{{Key: "k", Values: []string{"v1", "v2"}}, {Key: "big", Values: []string{strings.Repeat("m", 5000)}}},
+		TraceContext: map[string]string{"traceparent": "00-abc"}}
+	b, err := codec.EncodeRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := codec.MeasureRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Id != 2 || z.ClientId != 6 || z.ReplyTo != len(req.ReplyTo) || z.Target != 4 || z.Method != len(req.Method) || z.Payload != 1000 {
+		t.Errorf("sizes %+v", z)
+	}
+	if z.Metadata < 5000+len("traceparent00-abc") || z.Metadata > 5100 {
+		t.Errorf("metadata %d bytes, want its encoded size (about 5040)", z.Metadata)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = codec.MeasureRequest(b) }); n != 0 {
+		t.Errorf("MeasureRequest allocates %v times", n)
+	}
+	if _, err := codec.MeasureRequest([]byte{0xff, 0xff, 0xff}); !errors.Is(err, codec.ErrMalformed) {
+		t.Errorf("garbage: got %v, want ErrMalformed", err)
+	}
+}

@@ -3,6 +3,8 @@ package faults_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,4 +111,78 @@ func repliesDropped(t *testing.T, srv *vserver.Server, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkHostileRequests queues requests built to make a server hold
+// memory, starts a server in a process of its own, and samples its
+// resident memory while it works through them for 10s: 200 with 4 MiB of
+// metadata, and 600 with 2 MiB request ids. The server's limits
+// (max_metadata_bytes, max_id_bytes, max_in_flight_bytes, dedup.max_bytes)
+// must keep its memory far below what the requests hold together.
+//
+//	go test -run '^$' -bench HostileRequests -benchtime 1x ./faults/
+func BenchmarkHostileRequests(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		n        int
+		metadata int
+		id       int
+	}{
+		{"metadata=4MiB", 200, 4 << 20, 0},
+		{"id=2MiB", 600, 0, 2 << 20},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				bus := newTestBus(b, "kafka", "")
+				bus.cfg.Settings["max_message_bytes"] = 8 << 20
+				tgt := &faults.Target{Name: "hostile"}
+				cfg := bus.serverConfig(startTarget(b, tgt).Addr(), "server")
+				startServer(b, cfg).Stop() // creates the topic and group
+				raw, err := rpcbus.New(bus.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var replies atomic.Int64
+				inbox, err := raw.(rpcbus.Inboxer).Inbox(context.Background(), bus.responses+".hostile", func(*rpcbus.Message) { replies.Add(1) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				pad := strings.Repeat("x", max(c.metadata, c.id))
+				for i := range c.n {
+					req := &vrpcpb.Request{Id: fmt.Sprintf("hostile-%d", i), ClientId: "hostile", ReplyTo: inbox.Address(), Target: target,
+						Method: "/demo.Demo/Ping", DeadlineUnixNano: time.Now().Add(time.Hour).UnixNano()}
+					if c.metadata > 0 {
+						req.Metadata = []*vrpcpb.Metadata{{Key: "x-hostile", Values: []string{pad}}}
+					} else {
+						req.Id += pad
+					}
+					body, err := codec.EncodeRequest(req)
+					if err == nil {
+						err = raw.Publish(ctx, bus.requestTopic(), &rpcbus.Message{Value: body})
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				cancel()
+				p := startServerProcess(b, "server", cfg)
+				start := time.Now()
+				peak := rss(b, p.cmd.Process.Pid)
+				for time.Since(start) < 10*time.Second {
+					time.Sleep(50 * time.Millisecond)
+					peak = max(peak, rss(b, p.cmd.Process.Pid))
+				}
+				p.stop(b)
+				_ = inbox.Close()
+				_ = raw.Close()
+				if n := tgt.Total(); n != 0 {
+					b.Errorf("the target ran %d hostile requests", n)
+				}
+				b.ReportMetric(float64(peak)/(1<<20), "server-RSS-peak-MiB")
+				b.Logf("%d requests of %d MiB queued (%d MiB in all); server RSS peak %.1f MiB; %d answered",
+					c.n, max(c.metadata, c.id)>>20, c.n*max(c.metadata, c.id)>>20, float64(peak)/(1<<20), replies.Load())
+			}
+		})
+	}
 }

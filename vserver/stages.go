@@ -8,7 +8,6 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/nextpkg/vrpc/codec"
@@ -158,14 +157,21 @@ func (s *Server) serve(t task) bool {
 
 // refuseOversize sets aside a record over max_in_flight_bytes, or larger
 // than any request within max_message_size and the other limits can be,
-// without decoding it: only its header fields are read, to answer
-// RESOURCE_EXHAUSTED when it says where to.
+// without decoding it.
 func (s *Server) refuseOversize(j *job) {
-	n := len(j.d.Value)
-	limit, err := limitMessageSize, fmt.Errorf("record of %d bytes is over the server's max_message_size of %d plus room for metadata and ids (%d in all)", n, s.cfg.MaxMessageSize, s.maxEnvelope())
+	err := fmt.Errorf("record of %d bytes is over the server's max_message_size of %d plus room for metadata and ids (%d in all)", len(j.d.Value), s.cfg.MaxMessageSize, s.maxEnvelope())
+	limit := limitMessageSize
 	if size := deliverySize(j.d); size > s.gate.max {
 		limit, err = limitInFlightBytes, fmt.Errorf("record of %d bytes is over the server's max_in_flight_bytes of %d", size, s.gate.max)
 	}
+	s.refuse(j, codes.ResourceExhausted, limit, err)
+}
+
+// refuse sets aside a request over one of the server's limits, counts it,
+// and answers it with code when it says where to in an id and reply
+// address within max_id_bytes: only those fields are read, not decoded
+// (a reply to a 2 MiB address, or carrying a 2 MiB id back, is not sent).
+func (s *Server) refuse(j *job, code codes.Code, limit string, err error) {
 	s.limits.refused.WithLabelValues(limit).Inc()
 	if !s.deadLetter(j.d, err) {
 		j.nack = true
@@ -174,93 +180,64 @@ func (s *Server) refuseOversize(j *job) {
 	h, perr := codec.PeekRequest(j.d.Value, s.cfg.MaxIDBytes)
 	if perr == nil && h.Id != "" && h.ReplyTo != "" {
 		j.req = &vrpcpb.Request{Id: h.Id, ClientId: h.ClientId, ReplyTo: h.ReplyTo, Target: h.Target, Method: h.Method}
-		j.fail(codes.ResourceExhausted, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
+		j.fail(code, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
 	}
 }
 
-// decode reads the envelope. A message that cannot be read, whose
-// payload is over max_message_size, or whose ids or metadata are over
-// max_id_bytes or max_metadata_bytes, is set aside on the dead-letter
-// topic (and answered when it says where to, in an id and address within
-// max_id_bytes).
+// decode reads the envelope. A message whose ids, metadata or payload are
+// over max_id_bytes, max_metadata_bytes or max_message_size is refused
+// before it is decoded: set aside on the dead-letter topic and answered
+// (see refuse). A message that cannot be read is set aside too, and
+// answered INVALID_ARGUMENT when it says where to.
 func (s *Server) decode(j *job) bool {
+	if z, err := codec.MeasureRequest(j.d.Value); err == nil {
+		if code, limit, err := s.checkSizes(z); err != nil {
+			s.refuse(j, code, limit, err)
+			return false
+		}
+	}
 	req, err := codec.DecodeRequest(j.d.Value)
 	if err != nil {
 		if !s.deadLetter(j.d, err) {
 			j.nack = true
 			return false
 		}
-		if s.answerable(req) {
+		if req != nil && req.Id != "" && req.ReplyTo != "" {
 			j.req = req
 			return j.fail(codes.InvalidArgument, "vrpc: server %s cannot read the request: %v", s.cfg.Name, err)
 		}
 		return false
 	}
 	j.req = req
-	code, limit := codes.OK, ""
-	if field, n := s.longestID(req); n > s.cfg.MaxIDBytes {
-		code, limit = codes.InvalidArgument, limitIDBytes
-		err = fmt.Errorf("%s of %d bytes is over the server's max_id_bytes of %d", field, n, s.cfg.MaxIDBytes)
-	} else if n := metadataSize(req); n > s.cfg.MaxMetadataBytes {
-		code, limit = codes.ResourceExhausted, limitMetadataBytes
-		err = fmt.Errorf("metadata and trace context of %d bytes are over the server's max_metadata_bytes of %d", n, s.cfg.MaxMetadataBytes)
-	} else if n := len(req.Payload); n > s.cfg.MaxMessageSize {
-		// A producer with a larger limit than this server's, or none: the
-		// target would refuse it, so it goes where an operator sees it.
-		code, limit = codes.InvalidArgument, limitMessageSize
-		err = fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", n, s.cfg.MaxMessageSize)
-	}
-	if err != nil {
-		s.limits.refused.WithLabelValues(limit).Inc()
-		if !s.deadLetter(j.d, err) {
-			j.nack = true
-			return false
-		}
-		if !s.answerable(req) {
-			return false
-		}
-		return j.fail(code, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
-	}
 	if req.DeadlineUnixNano != 0 {
 		j.deadline = time.Unix(0, req.DeadlineUnixNano)
 	}
 	return true
 }
 
-// answerable reports whether a request the server refuses says where to
-// answer, in an id and reply address within max_id_bytes: a reply to a
-// 2 MiB address, or carrying a 2 MiB id back, is not sent.
-func (s *Server) answerable(req *vrpcpb.Request) bool {
-	return req != nil && req.Id != "" && req.ReplyTo != "" &&
-		len(req.Id) <= s.cfg.MaxIDBytes && len(req.ReplyTo) <= s.cfg.MaxIDBytes
-}
-
-// longestID returns the longest of the fields max_id_bytes bounds, and its
-// length.
-func (s *Server) longestID(req *vrpcpb.Request) (string, int) {
-	field, n := "id", len(req.Id)
+// checkSizes returns the status code, limit and error of a request whose
+// field sizes are over the server's limits; nil error when none is.
+func (s *Server) checkSizes(z codec.RequestSizes) (codes.Code, string, error) {
+	field, n := "id", z.Id
 	for _, f := range []struct {
 		name string
 		n    int
-	}{{"client_id", len(req.ClientId)}, {"reply_to", len(req.ReplyTo)}, {"target", len(req.Target)}, {"method", len(req.Method)}} {
+	}{{"client_id", z.ClientId}, {"reply_to", z.ReplyTo}, {"target", z.Target}, {"method", z.Method}} {
 		if f.n > n {
 			field, n = f.name, f.n
 		}
 	}
-	return field, n
-}
-
-// metadataSize is the encoded size of a request's metadata and trace
-// context: what it sends the target besides the payload.
-func metadataSize(req *vrpcpb.Request) int {
-	n := 0
-	for _, m := range req.Metadata {
-		n += proto.Size(m)
+	switch {
+	case n > s.cfg.MaxIDBytes:
+		return codes.InvalidArgument, limitIDBytes, fmt.Errorf("%s of %d bytes is over the server's max_id_bytes of %d", field, n, s.cfg.MaxIDBytes)
+	case z.Metadata > s.cfg.MaxMetadataBytes:
+		return codes.ResourceExhausted, limitMetadataBytes, fmt.Errorf("metadata and trace context of %d bytes are over the server's max_metadata_bytes of %d", z.Metadata, s.cfg.MaxMetadataBytes)
+	case z.Payload > s.cfg.MaxMessageSize:
+		// A producer with a larger limit than this server's, or none: the
+		// target would refuse it, so it goes where an operator sees it.
+		return codes.InvalidArgument, limitMessageSize, fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", z.Payload, s.cfg.MaxMessageSize)
 	}
-	for k, v := range req.TraceContext {
-		n += len(k) + len(v)
-	}
-	return n
+	return codes.OK, "", nil
 }
 
 // checkExpiry drops a request whose deadline passed while it was queued:
