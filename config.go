@@ -33,6 +33,13 @@ const (
 	DefaultDrainTimeout   = vconfig.DefaultDrainTimeout
 	DefaultDedupSize      = vconfig.DefaultDedupSize
 	DefaultDedupTTL       = vconfig.DefaultDedupTTL
+
+	DefaultReplyTimeout      = vconfig.DefaultReplyTimeout
+	DefaultDeadLetterTimeout = vconfig.DefaultDeadLetterTimeout
+	DefaultMaxMetadataBytes  = vconfig.DefaultMaxMetadataBytes
+	DefaultMaxIDBytes        = vconfig.DefaultMaxIDBytes
+	DefaultMaxInFlightBytes  = vconfig.DefaultMaxInFlightBytes
+	DefaultDedupMaxBytes     = vconfig.DefaultDedupMaxBytes
 )
 
 // ParseTargetSettings decodes and checks targets.<name>.settings.

@@ -70,6 +70,30 @@ func TestConfigDefaults(t *testing.T) {
 	if inGo.Host != "127.0.0.1" {
 		t.Errorf("SetDefaults: host %q, want the admin endpoint on 127.0.0.1 only", inGo.Host)
 	}
+	// The limits: the same defaults from YAML as SetDefaults gives a
+	// config built in Go.
+	var goCfg vrpc.Config
+	goCfg.SetDefaults()
+	for _, c := range []struct {
+		key       string
+		yaml, go_ any
+	}{
+		{"reply_timeout", cfg.ReplyTimeout, goCfg.ReplyTimeout},
+		{"dead_letter_timeout", cfg.DeadLetterTimeout, goCfg.DeadLetterTimeout},
+		{"max_metadata_bytes", cfg.MaxMetadataBytes, goCfg.MaxMetadataBytes},
+		{"max_id_bytes", cfg.MaxIDBytes, goCfg.MaxIDBytes},
+		{"max_in_flight_bytes", cfg.MaxInFlightBytes, goCfg.MaxInFlightBytes},
+		{"max_in_flight_per_client", cfg.MaxInFlightPerClient, goCfg.MaxInFlightPerClient},
+		{"dedup.max_bytes", cfg.Dedup.MaxBytes, goCfg.Dedup.MaxBytes},
+	} {
+		if c.yaml != c.go_ {
+			t.Errorf("%s: %v from YAML, %v from SetDefaults", c.key, c.yaml, c.go_)
+		}
+	}
+	if cfg.ReplyTimeout != 5*time.Second || cfg.DeadLetterTimeout != 10*time.Second || cfg.MaxMetadataBytes != 64<<10 ||
+		cfg.MaxIDBytes != 256 || cfg.MaxInFlightBytes != 64<<20 || cfg.MaxInFlightPerClient != 0 || cfg.Dedup.MaxBytes != 64<<20 {
+		t.Errorf("limit defaults: %+v", cfg)
+	}
 	var cc vrpc.ClientConfig
 	if err := vrpc.LoadClientConfig(writeFile(t, "rpc_bus: {type: kafka}\n"), &cc); err != nil {
 		t.Fatal(err)
@@ -89,6 +113,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"port: 70000\ntargets: {demo: {endpoint: 'x:1'}}\n", "port"},
 		{"rpc_server_conf: {listen_on: nowhere}\ntargets: {demo: {endpoint: 'x:1'}}\n", "rpc_server_conf.listen_on"},
 		{"name: x\n", "targets"},
+		{"reply_timeout: -1s\ntargets: {demo: {endpoint: 'x:1'}}\n", "reply_timeout"},
+		{"dead_letter_timeout: -1s\ntargets: {demo: {endpoint: 'x:1'}}\n", "dead_letter_timeout"},
+		{"max_metadata_bytes: -1\ntargets: {demo: {endpoint: 'x:1'}}\n", "max_metadata_bytes"},
+		{"max_id_bytes: 8\ntargets: {demo: {endpoint: 'x:1'}}\n", "max_id_bytes 8: must be at least 64"},
+		{"max_in_flight_bytes: 1024\ntargets: {demo: {endpoint: 'x:1'}}\n", "max_in_flight_bytes 1024: must be at least max_message_size"},
+		{"max_in_flight_per_client: 2000\ntargets: {demo: {endpoint: 'x:1'}}\n", "max_in_flight_per_client 2000: must be at most max_in_flight"},
+		{"dedup: {max_bytes: -1}\ntargets: {demo: {endpoint: 'x:1'}}\n", "dedup.max_bytes"},
 	}
 	for _, c := range cases {
 		var cfg vrpc.Config

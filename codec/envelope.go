@@ -37,11 +37,11 @@ func DecodeRequest(b []byte) (*vrpcpb.Request, error) {
 	case req.Id == "":
 		return req, malformed("request has no id")
 	case req.ReplyTo == "":
-		return req, malformed("request %s has no reply address", req.Id)
+		return req, malformed("request %s has no reply address", clipID(req.Id))
 	case req.Target == "":
-		return req, malformed("request %s has no target", req.Id)
+		return req, malformed("request %s has no target", clipID(req.Id))
 	case req.Method == "":
-		return req, malformed("request %s has no method", req.Id)
+		return req, malformed("request %s has no method", clipID(req.Id))
 	}
 	return req, nil
 }

@@ -16,3 +16,12 @@ var ErrMalformed = errors.New("codec: malformed envelope")
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
+
+// clipID is an id as an error message shows it: at most 128 bytes of it,
+// since it comes from a sender.
+func clipID(id string) string {
+	if len(id) <= 128 {
+		return id
+	}
+	return fmt.Sprintf("%.128q…(%d bytes)", id, len(id))
+}

@@ -21,7 +21,8 @@ const (
 	DefaultResponseTopic   = "vrpc.responses"
 	DefaultMaxMessageBytes = 4 << 20
 	DefaultMaxPending      = 100000
-	// DefaultMaxMetadataBytes bounds a call's outgoing metadata.
+	// DefaultMaxMetadataBytes bounds a call's metadata: as the client sends it
+	// and as a server takes it (max_metadata_bytes in both files).
 	DefaultMaxMetadataBytes = 64 << 10
 	// DefaultMaxPendingBytes bounds the request bytes of the calls that
 	// wait for a reply.

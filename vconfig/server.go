@@ -23,6 +23,15 @@ const (
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultDedupSize      = 100000
 	DefaultDedupTTL       = 10 * time.Minute
+	DefaultDedupMaxBytes  = 64 << 20
+
+	DefaultReplyTimeout      = 5 * time.Second
+	DefaultDeadLetterTimeout = 10 * time.Second
+	DefaultMaxIDBytes        = 256
+	DefaultMaxInFlightBytes  = 64 << 20
+	// MinMaxIDBytes is the least max_id_bytes takes: room for the ids,
+	// reply addresses and method names vRPC's own clients make.
+	MinMaxIDBytes = 64
 )
 
 // Config is the server configuration, server.yaml. See README.md for every
@@ -61,6 +70,27 @@ type Config struct {
 	MaxMessageSize int `json:"max_message_size,default=4194304"`
 	// DrainTimeout bounds how long Stop waits for in-flight calls.
 	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
+	// ReplyTimeout bounds publishing one reply, retries included. The
+	// sender's deadline never extends it: a reply address the server cannot
+	// write to costs a worker this long at most.
+	ReplyTimeout time.Duration `json:"reply_timeout,default=5s"`
+	// DeadLetterTimeout bounds setting one message aside on the dead-letter
+	// topic, retries included. A message not set aside by then stays
+	// unacknowledged (the bus delivers it again) and frees its worker.
+	DeadLetterTimeout time.Duration `json:"dead_letter_timeout,default=10s"`
+	// MaxMetadataBytes bounds a request's metadata, all keys and values
+	// together as encoded on the wire.
+	MaxMetadataBytes int `json:"max_metadata_bytes,default=65536"`
+	// MaxIDBytes bounds each of a request's id, client id, reply address,
+	// target and method (at least 64).
+	MaxIDBytes int `json:"max_id_bytes,default=256"`
+	// MaxInFlightBytes bounds the bytes of the requests being served at
+	// once: past it the server waits for room before taking the next one.
+	MaxInFlightBytes int `json:"max_in_flight_bytes,default=67108864"`
+	// MaxInFlightPerClient bounds the requests of one client id being
+	// served at once; a client over it is answered RESOURCE_EXHAUSTED.
+	// 0 leaves it off.
+	MaxInFlightPerClient int `json:"max_in_flight_per_client,optional"`
 	// Dedup makes a request delivered again answered from its stored reply
 	// instead of calling the target twice.
 	Dedup DedupConf `json:"dedup"`
@@ -78,6 +108,10 @@ type DedupConf struct {
 	Size int `json:"size,default=100000"`
 	// TTL is how long a reply is remembered.
 	TTL time.Duration `json:"ttl,default=10m"`
+	// MaxBytes bounds the memory store in bytes of keys and replies (least
+	// recently used dropped first), and the redis store in the size of one
+	// stored reply (a larger one is not stored).
+	MaxBytes int `json:"max_bytes,default=67108864"`
 	// Redis is the redis store's server.
 	Redis RedisConf `json:"redis,optional"`
 }
@@ -192,6 +226,24 @@ func (c *Config) SetDefaults() {
 	if c.Dedup.TTL == 0 {
 		c.Dedup.TTL = DefaultDedupTTL
 	}
+	if c.Dedup.MaxBytes == 0 {
+		c.Dedup.MaxBytes = DefaultDedupMaxBytes
+	}
+	if c.ReplyTimeout == 0 {
+		c.ReplyTimeout = DefaultReplyTimeout
+	}
+	if c.DeadLetterTimeout == 0 {
+		c.DeadLetterTimeout = DefaultDeadLetterTimeout
+	}
+	if c.MaxMetadataBytes == 0 {
+		c.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
+	if c.MaxIDBytes == 0 {
+		c.MaxIDBytes = DefaultMaxIDBytes
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = DefaultMaxInFlightBytes
+	}
 	if c.Dedup.Redis.Addr == "" {
 		c.Dedup.Redis.Addr = "127.0.0.1:6379"
 	}
@@ -254,6 +306,31 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain_timeout %v: must be positive", c.DrainTimeout)
+	}
+	if c.ReplyTimeout < 0 {
+		bad("reply_timeout %v: must be positive, such as 5s", c.ReplyTimeout)
+	}
+	if c.DeadLetterTimeout < 0 {
+		bad("dead_letter_timeout %v: must be positive, such as 10s", c.DeadLetterTimeout)
+	}
+	if c.MaxMetadataBytes < 0 {
+		bad("max_metadata_bytes %d: must be positive, such as 65536", c.MaxMetadataBytes)
+	}
+	if c.MaxIDBytes < 0 || (c.MaxIDBytes > 0 && c.MaxIDBytes < MinMaxIDBytes) {
+		bad("max_id_bytes %d: must be at least %d (default %d)", c.MaxIDBytes, MinMaxIDBytes, DefaultMaxIDBytes)
+	}
+	if c.MaxInFlightBytes < 0 {
+		bad("max_in_flight_bytes %d: must be positive, such as 67108864 (64 MiB)", c.MaxInFlightBytes)
+	} else if c.MaxInFlightBytes > 0 && c.MaxMessageSize > 0 && c.MaxInFlightBytes < c.MaxMessageSize {
+		bad("max_in_flight_bytes %d: must be at least max_message_size (%d), or no request of the largest size could be served", c.MaxInFlightBytes, c.MaxMessageSize)
+	}
+	if c.MaxInFlightPerClient < 0 {
+		bad("max_in_flight_per_client %d: must be positive, or 0 for no limit", c.MaxInFlightPerClient)
+	} else if c.MaxInFlight > 0 && c.MaxInFlightPerClient > c.MaxInFlight {
+		bad("max_in_flight_per_client %d: must be at most max_in_flight (%d)", c.MaxInFlightPerClient, c.MaxInFlight)
+	}
+	if c.Dedup.MaxBytes < 0 {
+		bad("dedup.max_bytes %d: must be positive, such as 67108864 (64 MiB)", c.Dedup.MaxBytes)
 	}
 	switch c.Dedup.Store {
 	case "", "memory", "redis", "none":

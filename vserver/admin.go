@@ -35,8 +35,9 @@ const (
 //
 //	/healthz      200 while the process runs
 //	/readyz       200 when consuming, the bus answers, the group gave this
-//	              server partitions and every target answers; else 503,
-//	              one line per check either way
+//	              server partitions, it is making progress (see
+//	              progressCheck) and every target answers; else 503, one
+//	              line per check either way
 //	/metrics      the server's Prometheus registry (Registry)
 //	/debug/vrpc   JSON: topics, consumer group and lag, in flight, counters,
 //	              targets' status, plugins
@@ -66,6 +67,7 @@ func (s *Server) newRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newServerCollector(s),
 	)
+	reg.MustRegister(s.limits.collectors()...)
 	return reg
 }
 
@@ -108,7 +110,8 @@ func (s *Server) readiness(ctx context.Context) []check {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	checks := make([]check, 2+len(names))
+	checks := make([]check, 3+len(names))
+	checks[2] = s.progressCheck(time.Now())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		checks[0] = check{name: "bus"}
@@ -133,11 +136,38 @@ func (s *Server) readiness(ctx context.Context) []check {
 	})
 	for i, name := range names {
 		wg.Go(func() {
-			checks[2+i] = check{name: "target " + name, err: s.targets[name].probe(ctx)}
+			checks[3+i] = check{name: "target " + name, err: s.targets[name].probe(ctx)}
 		})
 	}
 	wg.Wait()
 	return checks
+}
+
+// progressCheck fails when the server is saturated and stalled: every
+// slot it has (max_in_flight, counting deliveries it left unacknowledged)
+// is taken, or a delivery waits for room in max_in_flight_bytes, and no
+// delivery has completed for longer than any one request may
+// legitimately take: its longest target timeout plus reply_timeout, and
+// never less than twice reply_timeout. A server merely busy with calls as
+// slow as its targets are allowed to be is ready; one whose workers are
+// all held by something the limits do not bound is not, which is what an
+// operator should be told, since the bus goes on holding its requests.
+func (s *Server) progressCheck(now time.Time) check {
+	c := check{name: "progress"}
+	busy, unacked := s.busy.Load(), s.unacked.Load()
+	waiting := s.gate.waiting.Load() > 0
+	if busy+unacked < int64(s.cfg.MaxInFlight) && !waiting {
+		return c
+	}
+	window := 2 * s.cfg.ReplyTimeout
+	for _, t := range s.targets {
+		window = max(window, t.timeout+s.cfg.ReplyTimeout)
+	}
+	if idle := s.progress.since(now); idle > window {
+		c.err = fmt.Errorf("stalled: no request completed for %v (over %v) with %d in flight and %d left unacknowledged (max_in_flight %d), %d bytes in flight (max_in_flight_bytes %d)",
+			idle.Round(time.Second), window, busy, unacked, s.cfg.MaxInFlight, s.gate.inUse(), s.gate.max)
+	}
+	return c
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
@@ -196,18 +226,22 @@ func (t *target) up() bool {
 
 // DebugInfo is the JSON document of /debug/vconfig.
 type DebugInfo struct {
-	Server      string                     `json:"server"`
-	Version     string                     `json:"version"`
-	Bus         DebugBus                   `json:"bus"`
-	Topics      []string                   `json:"topics"`
-	InFlight    int64                      `json:"in_flight"`
-	MaxInFlight int                        `json:"max_in_flight"`
-	Counters    DebugCounters              `json:"counters"`
-	Consumer    *rpcbus.SubscriptionStatus `json:"consumer,omitempty"`
-	ConsumerErr string                     `json:"consumer_error,omitempty"`
-	Targets     map[string]DebugTarget     `json:"targets"`
-	Plugins     []string                   `json:"plugins"`
-	Dedup       string                     `json:"dedup"`
+	Server      string   `json:"server"`
+	Version     string   `json:"version"`
+	Bus         DebugBus `json:"bus"`
+	Topics      []string `json:"topics"`
+	InFlight    int64    `json:"in_flight"`
+	MaxInFlight int      `json:"max_in_flight"`
+	// InFlightBytes are the bytes of the requests in flight, bounded by
+	// MaxInFlightBytes (max_in_flight_bytes).
+	InFlightBytes    int64                      `json:"in_flight_bytes"`
+	MaxInFlightBytes int64                      `json:"max_in_flight_bytes"`
+	Counters         DebugCounters              `json:"counters"`
+	Consumer         *rpcbus.SubscriptionStatus `json:"consumer,omitempty"`
+	ConsumerErr      string                     `json:"consumer_error,omitempty"`
+	Targets          map[string]DebugTarget     `json:"targets"`
+	Plugins          []string                   `json:"plugins"`
+	Dedup            string                     `json:"dedup"`
 	// Warnings are the server's Warnings.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -256,17 +290,19 @@ func (s *Server) busAddresses() []string {
 func (s *Server) Debug(ctx context.Context) DebugInfo {
 	st := s.Stats()
 	info := DebugInfo{
-		Server:      s.cfg.Name,
-		Version:     version.Release,
-		Bus:         DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses(), Settings: rpcbus.RedactSettings(s.cfg.RpcBus.Settings)},
-		Topics:      s.Topics(),
-		InFlight:    s.busy.Load(),
-		MaxInFlight: s.cfg.MaxInFlight,
-		Counters:    DebugCounters{Expired: st.Expired, DeadLetters: st.DeadLetters, Duplicates: st.Duplicates, Rejected: st.Rejected},
-		Targets:     make(map[string]DebugTarget, len(s.targets)),
-		Plugins:     make([]string, 0, len(s.plugins)),
-		Dedup:       s.cfg.Dedup.Store,
-		Warnings:    s.Warnings(),
+		Server:           s.cfg.Name,
+		Version:          version.Release,
+		Bus:              DebugBus{Type: s.cfg.RpcBus.Type, Brokers: s.busAddresses(), Settings: rpcbus.RedactSettings(s.cfg.RpcBus.Settings)},
+		Topics:           s.Topics(),
+		InFlight:         s.busy.Load(),
+		MaxInFlight:      s.cfg.MaxInFlight,
+		InFlightBytes:    s.gate.inUse(),
+		MaxInFlightBytes: s.gate.max,
+		Counters:         DebugCounters{Expired: st.Expired, DeadLetters: st.DeadLetters, Duplicates: st.Duplicates, Rejected: st.Rejected},
+		Targets:          make(map[string]DebugTarget, len(s.targets)),
+		Plugins:          make([]string, 0, len(s.plugins)),
+		Dedup:            s.cfg.Dedup.Store,
+		Warnings:         s.Warnings(),
 	}
 	for _, bp := range s.plugins {
 		info.Plugins = append(info.Plugins, bp.Name)
@@ -329,6 +365,7 @@ func (s *Server) serveDebug(w http.ResponseWriter, r *http.Request) {
 type serverCollector struct {
 	s                                                *Server
 	info, inFlight, maxInFlight                      *prometheus.Desc
+	inFlightBytes, maxInFlightBytes, unacked         *prometheus.Desc
 	expired, dedupHits, deadLetters, rejected        *prometheus.Desc
 	targetUp, busUp, consumerLag, consumerPartitions *prometheus.Desc
 }
@@ -342,6 +379,9 @@ func newServerCollector(s *Server) *serverCollector {
 		info:               d("vrpc_server_info", "Always 1: the server's name (consumer group) and vRPC version.", "server", "version"),
 		inFlight:           d("vrpc_server_in_flight", "Requests taken off the bus and not yet answered and acknowledged."),
 		maxInFlight:        d("vrpc_server_max_in_flight", "The max_in_flight setting: vrpc_server_in_flight stays at or below it."),
+		inFlightBytes:      d("vrpc_server_in_flight_bytes", "Bytes of the requests taken off the bus and not yet answered and acknowledged."),
+		maxInFlightBytes:   d("vrpc_server_max_in_flight_bytes", "The max_in_flight_bytes setting: past it the server waits for room before taking more."),
+		unacked:            d("vrpc_server_unacknowledged", "Deliveries left unacknowledged (a dead letter not set aside), for the bus to deliver again; they hold max_in_flight slots."),
 		expired:            d("vrpc_server_expired_total", "Requests dropped unserved because their deadline had passed when the server took them off the bus (Stats().Expired)."),
 		dedupHits:          d("vrpc_server_dedup_hits_total", "Requests delivered again and answered from the dedup store without calling the target (Stats().Duplicates)."),
 		deadLetters:        d("vrpc_server_dead_letters_total", "Unreadable messages set aside on <topic>.dlq (Stats().DeadLetters)."),
@@ -354,7 +394,7 @@ func newServerCollector(s *Server) *serverCollector {
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.info, c.inFlight, c.maxInFlight, c.expired, c.dedupHits, c.deadLetters, c.rejected,
+	for _, d := range []*prometheus.Desc{c.info, c.inFlight, c.maxInFlight, c.inFlightBytes, c.maxInFlightBytes, c.unacked, c.expired, c.dedupHits, c.deadLetters, c.rejected,
 		c.targetUp, c.busUp, c.consumerLag, c.consumerPartitions} {
 		ch <- d
 	}
@@ -366,6 +406,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.cfg.Name, version.Release)
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.busy.Load()))
 	ch <- prometheus.MustNewConstMetric(c.maxInFlight, prometheus.GaugeValue, float64(s.cfg.MaxInFlight))
+	ch <- prometheus.MustNewConstMetric(c.inFlightBytes, prometheus.GaugeValue, float64(s.gate.inUse()))
+	ch <- prometheus.MustNewConstMetric(c.maxInFlightBytes, prometheus.GaugeValue, float64(s.gate.max))
+	ch <- prometheus.MustNewConstMetric(c.unacked, prometheus.GaugeValue, float64(s.unacked.Load()))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(st.Expired))
 	ch <- prometheus.MustNewConstMetric(c.dedupHits, prometheus.CounterValue, float64(st.Duplicates))
 	ch <- prometheus.MustNewConstMetric(c.deadLetters, prometheus.CounterValue, float64(st.DeadLetters))

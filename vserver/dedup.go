@@ -29,7 +29,11 @@ type DedupStore interface {
 }
 
 // MemoryDedup is a DedupStore in the server's memory, bounded in entries
-// (least recently used dropped first) and in time (each entry's ttl).
+// and in bytes (least recently used dropped first: WithMaxBytes) and in
+// time (each entry's ttl). Expired entries are dropped as the store is
+// used: every Claim and Done looks at two more slots, round the store, so
+// that no entry outlives its ttl by more than the next size/2 calls, with
+// no goroutine of its own.
 //
 // A full store holds size entries for up to ttl (100000 and 10 minutes by
 // default), live all the while: every garbage collection of the process
@@ -39,8 +43,9 @@ type DedupStore interface {
 // without pointers, and its expiry and list links in a slice without
 // pointers, which it does not scan at all.
 type MemoryDedup struct {
-	max   int
-	epoch time.Time // expiries are monotonic nanoseconds since
+	max      int
+	maxBytes int64
+	epoch    time.Time // expiries are monotonic nanoseconds since
 
 	mu   sync.Mutex
 	seed maphash.Seed
@@ -55,6 +60,8 @@ type MemoryDedup struct {
 	meta    []dedupMeta
 	free    int32 // first free slot, chained through next; 0: none
 	n       int
+	bytes   int64 // of the entries held, as entryBytes counts them
+	sweep   int32 // the slot the sweep looked at last
 }
 
 type dedupMeta struct {
@@ -63,13 +70,43 @@ type dedupMeta struct {
 	// key again.
 	hash              uint64
 	prev, next, chain int32
+	live              bool // the slot holds an entry (not free)
+}
+
+// entryOverhead is what an entry costs besides its key and reply bytes: its
+// slots in the three slices and its index entry.
+const entryOverhead = 96
+
+func entryBytes(key string, reply []byte) int64 {
+	return int64(len(key) + len(reply) + entryOverhead)
+}
+
+// MemoryDedupOption configures NewMemoryDedup.
+type MemoryDedupOption interface{ applyDedup(*MemoryDedup) }
+
+type dedupOptionFunc func(*MemoryDedup)
+
+func (f dedupOptionFunc) applyDedup(m *MemoryDedup) { f(m) }
+
+// WithMaxBytes bounds the bytes of keys and replies the store holds (and
+// a small overhead per entry); 0 or less: no bound but the entry count.
+// An entry larger than n on its own is not kept at all.
+func WithMaxBytes(n int) MemoryDedupOption {
+	return dedupOptionFunc(func(m *MemoryDedup) {
+		if n > 0 {
+			m.maxBytes = int64(n)
+		}
+	})
 }
 
 // NewMemoryDedup returns a MemoryDedup holding at most max entries (and
 // never more than math.MaxInt32-2: its slots are numbered in an int32).
-func NewMemoryDedup(max int) *MemoryDedup {
-	m := &MemoryDedup{max: min(max, math.MaxInt32-2), epoch: time.Now(), seed: maphash.MakeSeed(), index: make(map[uint64]int32)}
+func NewMemoryDedup(max int, opts ...MemoryDedupOption) *MemoryDedup {
+	m := &MemoryDedup{max: min(max, math.MaxInt32-2), maxBytes: math.MaxInt64, epoch: time.Now(), seed: maphash.MakeSeed(), index: make(map[uint64]int32)}
 	m.keys, m.replies, m.meta = make([]string, 1), make([][]byte, 1), make([]dedupMeta, 1)
+	for _, o := range opts {
+		o.applyDedup(m)
+	}
 	return m
 }
 
@@ -78,6 +115,7 @@ func (m *MemoryDedup) Claim(_ context.Context, key string, ttl time.Duration) ([
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweepSome(now)
 	if i := m.find(key); i != 0 {
 		if now < m.meta[i].expires {
 			m.unlink(i)
@@ -92,15 +130,19 @@ func (m *MemoryDedup) Claim(_ context.Context, key string, ttl time.Duration) ([
 
 // Done implements DedupStore.
 func (m *MemoryDedup) Done(_ context.Context, key string, reply []byte, ttl time.Duration) error {
-	expires := expiry(m.now(), ttl)
+	now := m.now()
+	expires := expiry(now, ttl)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweepSome(now)
 	i := m.find(key)
 	if i == 0 { // dropped for room meanwhile: keep the reply anyway
 		m.add(key, reply, expires)
 		return nil
 	}
+	m.bytes += int64(len(reply) - len(m.replies[i]))
 	m.replies[i], m.meta[i].expires = reply, expires
+	m.trim()
 	return nil
 }
 
@@ -112,6 +154,30 @@ func (m *MemoryDedup) Release(_ context.Context, key string) error {
 		m.remove(i)
 	}
 	return nil
+}
+
+// Bytes returns the bytes the entries held count against WithMaxBytes:
+// their keys and replies and a small overhead each.
+func (m *MemoryDedup) Bytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
+}
+
+// sweepSome drops the entries of the next two slots if they have expired.
+func (m *MemoryDedup) sweepSome(now int64) {
+	last := int32(len(m.meta) - 1)
+	if last == 0 {
+		return
+	}
+	for range 2 {
+		if m.sweep++; m.sweep > last {
+			m.sweep = 1
+		}
+		if e := &m.meta[m.sweep]; e.live && e.expires <= now {
+			m.remove(m.sweep)
+		}
+	}
 }
 
 // Len returns the number of entries held.
@@ -144,25 +210,33 @@ func expiry(now int64, ttl time.Duration) int64 {
 	return e
 }
 
-// add puts a new entry first and drops the least recently used beyond max.
+// add puts a new entry first and drops the least recently used beyond max
+// entries or maxBytes.
 func (m *MemoryDedup) add(key string, reply []byte, expires int64) {
 	h := maphash.String(m.seed, key)
 	i := m.free
 	if i != 0 {
 		m.free = m.meta[i].next
 		m.keys[i], m.replies[i] = key, reply
-		m.meta[i] = dedupMeta{expires: expires, hash: h}
+		m.meta[i] = dedupMeta{expires: expires, hash: h, live: true}
 	} else {
 		i = int32(len(m.meta))
 		m.keys = append(m.keys, key)
 		m.replies = append(m.replies, reply)
-		m.meta = append(m.meta, dedupMeta{expires: expires, hash: h})
+		m.meta = append(m.meta, dedupMeta{expires: expires, hash: h, live: true})
 	}
 	m.meta[i].chain = m.index[h]
 	m.index[h] = i
 	m.pushFront(i)
 	m.n++
-	for m.n > m.max && m.n > 0 {
+	m.bytes += entryBytes(key, reply)
+	m.trim()
+}
+
+// trim drops the least recently used entries while the store holds more
+// than max entries or maxBytes.
+func (m *MemoryDedup) trim() {
+	for (m.n > m.max || m.bytes > m.maxBytes) && m.n > 0 {
 		m.remove(m.meta[0].prev)
 	}
 }
@@ -185,7 +259,9 @@ func (m *MemoryDedup) remove(i int32) {
 			}
 		}
 	}
+	m.bytes -= entryBytes(m.keys[i], m.replies[i])
 	m.keys[i], m.replies[i] = "", nil // for the collector
+	m.meta[i].live = false
 	m.meta[i].next = m.free
 	m.free = i
 	m.n--

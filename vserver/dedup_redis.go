@@ -15,8 +15,9 @@ import (
 // the same Redis and prefix. A key holds "p" while its request is being
 // served and "d" followed by the encoded reply once it has been.
 type RedisDedup struct {
-	rdb    *redis.Client
-	prefix string
+	rdb      *redis.Client
+	prefix   string
+	maxReply int // 0: no bound
 }
 
 // NewRedisDedup returns a RedisDedup on rdb; the caller closes rdb.
@@ -48,8 +49,13 @@ func (r *RedisDedup) Claim(ctx context.Context, key string, ttl time.Duration) (
 	return nil, false, nil
 }
 
-// Done implements DedupStore.
+// Done implements DedupStore. A reply over dedup.max_bytes is not stored:
+// the claim is dropped instead, so that a delivery of the request again is
+// served again rather than left unanswered.
 func (r *RedisDedup) Done(ctx context.Context, key string, reply []byte, ttl time.Duration) error {
+	if r.maxReply > 0 && len(reply) > r.maxReply {
+		return r.Release(ctx, key)
+	}
 	v := make([]byte, 1+len(reply))
 	v[0] = 'd'
 	copy(v[1:], reply)
@@ -81,9 +87,11 @@ func newDedupStore(c vconfig.DedupConf) (DedupStore, error) {
 			_ = rdb.Close()
 			return nil, fmt.Errorf("dedup.redis.addr %s: %w", c.Redis.Addr, err)
 		}
-		return &closingRedisDedup{RedisDedup: NewRedisDedup(rdb, c.Redis.Prefix)}, nil
+		r := NewRedisDedup(rdb, c.Redis.Prefix)
+		r.maxReply = c.MaxBytes
+		return &closingRedisDedup{RedisDedup: r}, nil
 	default:
-		return NewMemoryDedup(c.Size), nil
+		return NewMemoryDedup(c.Size, WithMaxBytes(c.MaxBytes)), nil
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // DeadLetterSuffix is appended to a request topic to name the topic that
@@ -50,7 +51,7 @@ func (s *Server) replyStored(j *job) {
 	if err != nil {
 		// Such as a status message that is not UTF-8: answer with what can
 		// be sent rather than leave the caller waiting for its deadline.
-		logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
+		logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
 		st := &spb.Status{Code: int32(codes.Internal), Message: "vrpc: the reply could not be encoded: " + strings.ToValidUTF8(err.Error(), "?")}
 		if resp.Status != nil {
 			st.Code, st.Message = resp.Status.Code, strings.ToValidUTF8(resp.Status.Message, "\uFFFD")
@@ -67,7 +68,7 @@ func (s *Server) replyStored(j *job) {
 			ttl = max(ttl, s.guard.replayTTL(time.Unix(0, req.SentUnixNano), time.Now()))
 		}
 		if err := s.dedup.Done(context.Background(), j.key, body, ttl); err != nil {
-			logx.Errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, req.Id, err)
+			logx.Errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
 		}
 	}
 	s.publish(req, body)
@@ -87,17 +88,15 @@ func (s *Server) encodeReply(j *job, resp *vrpcpb.Response) ([]byte, error) {
 	return seal.SignResponse(resp, j.req.ClientId, s.guard.replyKey(j.sig))
 }
 
-// publish sends an encoded reply to the request's reply address. Failures
-// of the bus are retried until the caller's deadline; a reply address that
-// no longer exists (the client has gone) is given up at once.
+// publish sends an encoded reply to the request's reply address, trying
+// again on failures of the bus for up to reply_timeout: never the caller's
+// deadline, which the caller chose. A reply address that does not exist
+// (the client has gone), a reply too large for the bus, or the timeout
+// drops the reply: it is logged and counted, not set aside (the request
+// was served; its reply is the caller's, and the caller has gone or named
+// an address it cannot be answered at).
 func (s *Server) publish(req *vrpcpb.Request, body []byte) {
-	deadline := time.Now().Add(5 * time.Second)
-	if req.DeadlineUnixNano != 0 {
-		if d := time.Unix(0, req.DeadlineUnixNano); d.After(deadline) {
-			deadline = d
-		}
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(s.replies, s.cfg.ReplyTimeout)
 	defer cancel()
 	msg := &rpcbus.Message{Value: body}
 	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: time.Second})
@@ -106,53 +105,81 @@ func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 		if err == nil {
 			return
 		}
-		if errors.Is(err, rpcbus.ErrUnknownTopic) || errors.Is(err, rpcbus.ErrClosed) || errors.Is(err, rpcbus.ErrMessageTooLarge) {
-			logx.Errorf("vrpc server %s: reply to %s at %s dropped: %v", s.cfg.Name, req.Id, req.ReplyTo, err)
-			return
+		reason := ""
+		switch {
+		case errors.Is(err, rpcbus.ErrUnknownTopic):
+			reason = "unknown_address"
+		case errors.Is(err, rpcbus.ErrMessageTooLarge):
+			reason = "too_large"
+		case errors.Is(err, rpcbus.ErrClosed):
+			reason = "closed"
+		case !bo.Wait(ctx):
+			reason = "timeout"
 		}
-		if !bo.Wait(ctx) {
-			logx.Errorf("vrpc server %s: reply to %s at %s not published before the caller's deadline: %v", s.cfg.Name, req.Id, req.ReplyTo, err)
+		if reason != "" {
+			s.limits.repliesDropped.WithLabelValues(reason).Inc()
+			logx.Errorf("vrpc server %s: reply to %s at %s dropped (%s): %v", s.cfg.Name, plugin.Clip(req.Id), plugin.Clip(req.ReplyTo), reason, err)
 			return
 		}
 	}
 }
 
-// deadLetter sets aside a message the server cannot read, on the request
-// topic's dead-letter topic, with the reason in a header. It tries until
-// the message is there or the server's calls are cancelled (Stop ran out of
-// drain_timeout), and reports whether it is there: a message not set aside
-// is not acknowledged, so that it is not lost.
+// deadLetter sets aside a message the server cannot take, on the request
+// topic's dead-letter topic, with the reason in a header, and reports
+// whether the delivery may be acknowledged. It tries for up to
+// dead_letter_timeout (less once Stop has run out of drain_timeout): a
+// message not set aside by then is not acknowledged, so that it is not
+// lost, and frees its worker. A message the bus refuses as too large for
+// the dead-letter topic, or that the bus would keep for no one (no queue
+// bound to the topic, no subscriber), is skipped: logged, counted and
+// acknowledged, as trying again could not succeed.
 func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 	s.deadLetters.Add(1)
 	topic := d.Topic + DeadLetterSuffix
-	logx.Errorf("vrpc server %s: setting aside a message from %s on %s: %v", s.cfg.Name, d.Topic, topic, reason)
-	headers := map[string]string{DeadLetterReasonHeader: reason.Error(), "vrpc-dlq-topic": d.Topic}
+	why := plugin.Clip(reason.Error())
+	logx.Errorf("vrpc server %s: setting aside a message of %d bytes from %s on %s: %s", s.cfg.Name, len(d.Value), d.Topic, topic, why)
+	headers := map[string]string{DeadLetterReasonHeader: why, "vrpc-dlq-topic": d.Topic}
 	for k, v := range d.Headers {
 		if !strings.HasPrefix(k, "vrpc-dlq-") {
 			headers[k] = v
 		}
 	}
 	msg := &rpcbus.Message{Key: d.Key, Value: d.Value, Headers: headers}
+	ctx, cancel := context.WithTimeout(s.calls, s.cfg.DeadLetterTimeout)
+	defer cancel()
 	bo := backoff.New(backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second})
 	for {
-		err := s.setAside(topic, msg)
-		if err == nil {
+		err := s.setAside(ctx, topic, msg)
+		switch {
+		case err == nil:
 			return true
-		}
-		if errors.Is(err, rpcbus.ErrClosed) {
+		case errors.Is(err, rpcbus.ErrMessageTooLarge):
+			s.limits.dlqFailures.WithLabelValues("too_large").Inc()
+			logx.Errorf("vrpc server %s: a message of %d bytes from %s is too large for %s; skipping it (acknowledged, not set aside): %v",
+				s.cfg.Name, len(d.Value), d.Topic, topic, err)
+			return true
+		case errors.Is(err, rpcbus.ErrUnknownTopic):
+			// A bus that keeps messages only for a topic someone consumes
+			// (AMQP with no queue bound to it, MQTT with no subscriber):
+			// trying again cannot help until an operator does.
+			s.limits.dlqFailures.WithLabelValues("no_consumer").Inc()
+			logx.Errorf("vrpc server %s: the bus keeps nothing on %s until a consumer subscribes to it; skipping a message of %d bytes from %s (acknowledged, not set aside): %v",
+				s.cfg.Name, topic, len(d.Value), d.Topic, err)
+			return true
+		case errors.Is(err, rpcbus.ErrClosed):
+			s.limits.dlqFailures.WithLabelValues("closed").Inc()
 			return false
 		}
 		logx.Errorf("vrpc server %s: dead-letter to %s: %v; trying again", s.cfg.Name, topic, err)
-		if !bo.Wait(s.calls) {
-			logx.Errorf("vrpc server %s: stopping with a message of %s not set aside; it stays unacknowledged", s.cfg.Name, d.Topic)
+		if !bo.Wait(ctx) {
+			s.limits.dlqFailures.WithLabelValues("timeout").Inc()
+			logx.Errorf("vrpc server %s: a message of %s not set aside within dead_letter_timeout (%v); it stays unacknowledged", s.cfg.Name, d.Topic, s.cfg.DeadLetterTimeout)
 			return false
 		}
 	}
 }
 
-func (s *Server) setAside(topic string, msg *rpcbus.Message) error {
-	ctx, cancel := context.WithTimeout(s.calls, 10*time.Second)
-	defer cancel()
+func (s *Server) setAside(ctx context.Context, topic string, msg *rpcbus.Message) error {
 	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
 		if err := tc.CreateTopics(ctx, topic); err != nil {
 			return fmt.Errorf("create the topic: %w", err)

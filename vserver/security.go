@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -252,14 +251,5 @@ func (g *guard) logRejection(server, id string, r *rejection) {
 	if n := g.unlogged[r.reason].Swap(0); n > 0 {
 		more = fmt.Sprintf(" (and %d more since the last one logged)", n)
 	}
-	logx.Errorf("vrpc server %s: rejected request %s: %s%s", server, clipText(id), clipText(r.Error()), more)
-}
-
-// clipText shortens what a sender chose for a log line.
-func clipText(s string) string {
-	const limit = 128
-	if len(s) <= limit {
-		return s
-	}
-	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(s[:limit], ""), len(s))
+	logx.Errorf("vrpc server %s: rejected request %s: %s%s", server, plugin.Clip(id), plugin.Clip(r.Error()), more)
 }

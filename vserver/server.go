@@ -40,10 +40,23 @@ type Server struct {
 	expired     atomic.Uint64
 	deadLetters atomic.Uint64
 	duplicates  atomic.Uint64
-	dedup       DedupStore            // nil when dedup.store is none
-	guard       *guard                // nil when security is off
-	work        chan *rpcbus.Delivery // to idle workers
-	busy        atomic.Int64          // requests being served
+	dedup       DedupStore   // nil when dedup.store is none
+	guard       *guard       // nil when security is off
+	work        chan task    // to idle workers
+	busy        atomic.Int64 // requests being served
+	unacked     atomic.Int64 // deliveries left unacknowledged to come again
+	pending     atomic.Int64 // deliveries handed to onDelivery and not yet finished
+
+	// Limits (limits.go). replies is the context replies are published
+	// under: cancelled a moment after calls, so that calls cut short by
+	// Stop are still answered, but a reply the bus does not take cannot
+	// hold Stop past drain_timeout.
+	gate          *byteGate
+	clients       *clientSlots // nil: max_in_flight_per_client is off
+	limits        limitMetrics
+	progress      progress
+	replies       context.Context
+	cancelReplies context.CancelFunc
 
 	// Observability (admin.go) and plugins (plugin.go).
 	registry       *prometheus.Registry
@@ -102,10 +115,16 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		targets: make(map[string]*target, len(c.Targets)),
 		ready:   make(chan struct{}),
 		quit:    make(chan struct{}),
-		work:    make(chan *rpcbus.Delivery),
+		work:    make(chan task),
 		done:    make(chan struct{}),
+		gate:    newByteGate(c.MaxInFlightBytes),
+		limits:  newLimitMetrics(),
+	}
+	if c.MaxInFlightPerClient > 0 {
+		s.clients = &clientSlots{max: c.MaxInFlightPerClient, n: make(map[string]int)}
 	}
 	s.calls, s.cancelCalls = context.WithCancel(context.Background())
+	s.replies, s.cancelReplies = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o.apply(s)
 	}
@@ -208,6 +227,7 @@ func (s *Server) Start() error {
 		close(s.done)
 		return err
 	}
+	s.progress.done(time.Now())
 	close(s.ready)
 	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers))
 	<-s.quit
@@ -340,14 +360,22 @@ func (s *Server) shutdown() {
 	s.mu.Lock()
 	sub := s.sub
 	s.mu.Unlock()
+	// Replies of calls cut short at drain_timeout get a moment more, at
+	// most a second: then nothing a worker does outlasts Stop.
+	replyGrace := min(s.cfg.ReplyTimeout, time.Second)
+	replyTimer := time.AfterFunc(s.cfg.DrainTimeout+replyGrace, s.cancelReplies)
+	defer replyTimer.Stop()
 	if sub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 		timer := time.AfterFunc(s.cfg.DrainTimeout, s.cancelCalls)
+		watched := make(chan struct{})
+		go s.cutDrainShort(ctx, cancel, watched)
 		if err := sub.Close(ctx); err != nil {
 			logx.Errorf("vrpc server %s: closing the subscription: %v", s.cfg.Name, err)
 		}
 		timer.Stop()
 		cancel()
+		<-watched
 	}
 	s.cancelCalls()
 	if s.admin != nil {
@@ -357,6 +385,7 @@ func (s *Server) shutdown() {
 		s.rpc.Stop()
 	}
 	s.inflight.Wait()
+	s.cancelReplies()
 	s.mu.Lock()
 	started := s.startedPlugins
 	s.startedPlugins = nil
@@ -373,6 +402,28 @@ func (s *Server) shutdown() {
 	if s.ownsBus {
 		if err := s.bus.Close(); err != nil {
 			logx.Errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
+		}
+	}
+}
+
+// cutDrainShort ends the drain (cancel) once every delivery the server was
+// handed is finished and some were left unacknowledged on purpose (dead
+// letters not set aside): no one will acknowledge those, so waiting out
+// drain_timeout for them would only delay Stop. Closing the subscription
+// then gives them back to the group.
+func (s *Server) cutDrainShort(ctx context.Context, cancel context.CancelFunc, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if s.unacked.Load() > 0 && s.pending.Load() == 0 {
+				cancel()
+				return
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // workerIdle is how long a worker waits for the next delivery before it
@@ -24,31 +25,63 @@ const workerIdle = 10 * time.Second
 // onDelivery runs on the subscription's goroutine: it only hands the
 // delivery to an idle worker, or to a new one when none is idle. The bus
 // bounds the deliveries unacknowledged at once (max_in_flight), and so the
-// workers. Workers outlive a delivery so that the stacks they have grown
-// through the gRPC call are reused, not grown again for every request.
+// workers; the byte gate bounds their bytes (max_in_flight_bytes): while
+// the requests in flight hold too many, onDelivery waits, and so the bus
+// keeps the rest. Workers outlive a delivery so that the stacks they have
+// grown through the gRPC call are reused, not grown again for every
+// request.
 func (s *Server) onDelivery(d *rpcbus.Delivery) {
+	s.pending.Add(1)
+	t := task{d: d, size: deliverySize(d)}
+	if t.size > s.gate.max || len(d.Value) > s.maxEnvelope() {
+		// Never decoded: only its header fields are peeked at, so it
+		// holds no more than the bus's copy and takes no room.
+		t.oversize, t.size = true, 0
+	} else {
+		s.gate.take(t.size, s.quit)
+	}
 	select {
-	case s.work <- d:
+	case s.work <- t:
 		return
 	default:
 	}
 	s.inflight.Add(1)
-	go s.worker(d)
+	go s.worker(t)
 }
 
-func (s *Server) worker(d *rpcbus.Delivery) {
+// task is a delivery handed to a worker, with the bytes it holds of
+// max_in_flight_bytes.
+type task struct {
+	d        *rpcbus.Delivery
+	size     int64
+	oversize bool // over max_in_flight_bytes, or larger than any request this server takes
+}
+
+// maxEnvelope is the largest request envelope the server decodes: a
+// payload of max_message_size with metadata, ids and fields at their
+// limits.
+func (s *Server) maxEnvelope() int {
+	return s.cfg.MaxMessageSize + s.cfg.MaxMetadataBytes + 5*s.cfg.MaxIDBytes + envelopeOverhead
+}
+
+func (s *Server) worker(t task) {
 	defer s.inflight.Done()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
 		s.busy.Add(1)
-		if s.serve(d) {
-			d.Ack() // only once the reply is published (or given up on)
+		if s.serve(t) {
+			t.d.Ack() // only once the reply is published (or given up on)
+		} else {
+			s.unacked.Add(1)
 		}
+		s.gate.give(t.size)
+		s.pending.Add(-1)
+		s.progress.done(time.Now())
 		s.busy.Add(-1)
 		idle.Reset(workerIdle)
 		select {
-		case d = <-s.work:
+		case t = <-s.work:
 		case <-idle.C:
 			return
 		case <-s.quit:
@@ -74,7 +107,8 @@ type job struct {
 	ctx    context.Context    // route: the call's, with its deadline
 	cancel context.CancelFunc // route
 
-	key string // claim: the dedup claim the reply completes; "" for none
+	slot bool   // admitClient: holds one of its client's max_in_flight_per_client
+	key  string // claim: the dedup claim the reply completes; "" for none
 
 	desc protoreflect.MethodDescriptor // resolve: nil for a protobuf call by full name
 	json bool                          // resolve: the payload is JSON
@@ -102,12 +136,16 @@ func (j *job) fail(code codes.Code, format string, args ...any) bool {
 // reports whether it may be acknowledged: not when it was to be set aside
 // and could not be, so that it comes again. Each stage either passes the
 // request on (true) or ends its way (false), having set the reply if one
-// is due. Authentication (verify) comes right after decode: nothing a
-// sender without a key sends reaches the dedup store, the target's schema
-// or the target, and it gets no answer.
-func (s *Server) serve(d *rpcbus.Delivery) bool {
-	j := job{d: d, received: time.Now()}
-	if s.decode(&j) && s.verify(&j) && s.checkExpiry(&j) && s.route(&j) && s.claim(&j) && s.resolve(&j) {
+// is due. The limits come first, before anything is kept: decode bounds
+// ids and metadata, admitClient a client's share of the slots.
+// Authentication (verify) comes right after decode: nothing a sender
+// without a key sends reaches the dedup store, the target's schema or the
+// target, and it gets no answer.
+func (s *Server) serve(t task) bool {
+	j := job{d: t.d, received: time.Now()}
+	if t.oversize {
+		s.refuseOversize(&j)
+	} else if s.decode(&j) && s.verify(&j) && s.checkExpiry(&j) && s.route(&j) && s.admitClient(&j) && s.claim(&j) && s.resolve(&j) {
 		s.handle(&j)
 	}
 	if j.cancel != nil {
@@ -116,14 +154,56 @@ func (s *Server) serve(d *rpcbus.Delivery) bool {
 	if j.res != nil {
 		s.replyStored(&j)
 	}
+	if j.slot {
+		s.clients.give(j.req.ClientId)
+	}
 	return !j.nack
 }
 
-// decode reads the envelope. A message that cannot be read, or whose
-// payload is over max_message_size, is set aside on the dead-letter topic
-// (and answered with INVALID_ARGUMENT when it says where to, unless the
-// server authenticates its clients: it answers none it has not verified).
+// refuseOversize sets aside a record over max_in_flight_bytes, or larger
+// than any request within max_message_size and the other limits can be,
+// without decoding it.
+func (s *Server) refuseOversize(j *job) {
+	err := fmt.Errorf("record of %d bytes is over the server's max_message_size of %d plus room for metadata and ids (%d in all)", len(j.d.Value), s.cfg.MaxMessageSize, s.maxEnvelope())
+	limit := limitMessageSize
+	if size := deliverySize(j.d); size > s.gate.max {
+		limit, err = limitInFlightBytes, fmt.Errorf("record of %d bytes is over the server's max_in_flight_bytes of %d", size, s.gate.max)
+	}
+	s.refuse(j, codes.ResourceExhausted, limit, err)
+}
+
+// refuse sets aside a request over one of the server's limits, counts it,
+// and answers it with code when it says where to in an id and reply
+// address within max_id_bytes: only those fields are read, not decoded
+// (a reply to a 2 MiB address, or carrying a 2 MiB id back, is not sent).
+// A server that authenticates its clients answers none: the request is
+// not verified.
+func (s *Server) refuse(j *job, code codes.Code, limit string, err error) {
+	s.limits.refused.WithLabelValues(limit).Inc()
+	if !s.deadLetter(j.d, err) {
+		j.nack = true
+		return
+	}
+	h, perr := codec.PeekRequest(j.d.Value, s.cfg.MaxIDBytes)
+	if perr == nil && h.Id != "" && h.ReplyTo != "" && s.guard == nil {
+		j.req = &vrpcpb.Request{Id: h.Id, ClientId: h.ClientId, ReplyTo: h.ReplyTo, Target: h.Target, Method: h.Method}
+		j.fail(code, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
+	}
+}
+
+// decode reads the envelope. A message whose ids, metadata or payload are
+// over max_id_bytes, max_metadata_bytes or max_message_size is refused
+// before it is decoded: set aside on the dead-letter topic and answered
+// (see refuse). A message that cannot be read is set aside too, and
+// answered INVALID_ARGUMENT when it says where to, unless the server
+// authenticates its clients: it answers none it has not verified.
 func (s *Server) decode(j *job) bool {
+	if z, err := codec.MeasureRequest(j.d.Value); err == nil {
+		if code, limit, err := s.checkSizes(z); err != nil {
+			s.refuse(j, code, limit, err)
+			return false
+		}
+	}
 	req, err := codec.DecodeRequest(j.d.Value)
 	if err != nil {
 		if !s.deadLetter(j.d, err) {
@@ -137,19 +217,6 @@ func (s *Server) decode(j *job) bool {
 		return false
 	}
 	j.req = req
-	if limit := s.cfg.MaxMessageSize; len(req.Payload) > limit {
-		// A producer with a larger limit than this server's, or none: the
-		// target would refuse it, so it goes where an operator sees it.
-		err := fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", len(req.Payload), limit)
-		if !s.deadLetter(j.d, err) {
-			j.nack = true
-			return false
-		}
-		if s.guard != nil {
-			return false
-		}
-		return j.fail(codes.InvalidArgument, "vrpc: server %s cannot take the request: %v", s.cfg.Name, err)
-	}
 	if req.DeadlineUnixNano != 0 {
 		j.deadline = time.Unix(0, req.DeadlineUnixNano)
 	}
@@ -184,6 +251,31 @@ func (s *Server) verify(j *job) bool {
 	return true
 }
 
+// checkSizes returns the status code, limit and error of a request whose
+// field sizes are over the server's limits; nil error when none is.
+func (s *Server) checkSizes(z codec.RequestSizes) (codes.Code, string, error) {
+	field, n := "id", z.Id
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"client_id", z.ClientId}, {"reply_to", z.ReplyTo}, {"target", z.Target}, {"method", z.Method}} {
+		if f.n > n {
+			field, n = f.name, f.n
+		}
+	}
+	switch {
+	case n > s.cfg.MaxIDBytes:
+		return codes.InvalidArgument, limitIDBytes, fmt.Errorf("%s of %d bytes is over the server's max_id_bytes of %d", field, n, s.cfg.MaxIDBytes)
+	case z.Metadata > s.cfg.MaxMetadataBytes:
+		return codes.ResourceExhausted, limitMetadataBytes, fmt.Errorf("metadata and trace context of %d bytes are over the server's max_metadata_bytes of %d", z.Metadata, s.cfg.MaxMetadataBytes)
+	case z.Payload > s.cfg.MaxMessageSize:
+		// A producer with a larger limit than this server's, or none: the
+		// target would refuse it, so it goes where an operator sees it.
+		return codes.InvalidArgument, limitMessageSize, fmt.Errorf("payload of %d bytes is over the server's max_message_size of %d", z.Payload, s.cfg.MaxMessageSize)
+	}
+	return codes.OK, "", nil
+}
+
 // checkExpiry drops a request whose deadline passed while it was queued:
 // the caller has had DEADLINE_EXCEEDED already, so it is not run and not
 // answered.
@@ -207,6 +299,25 @@ func (s *Server) route(j *job) bool {
 		callDeadline = j.deadline
 	}
 	j.ctx, j.cancel = context.WithDeadline(s.calls, callDeadline)
+	return true
+}
+
+// admitClient holds one of the request's client's max_in_flight_per_client
+// slots until its reply is published, or refuses it with
+// RESOURCE_EXHAUSTED: one client cannot take every slot of a server it
+// shares with others. It comes after route, so that a request for no
+// target does not count, and before claim, so that a refused request is
+// not remembered as served.
+func (s *Server) admitClient(j *job) bool {
+	if s.clients == nil {
+		return true
+	}
+	if !s.clients.take(j.req.ClientId) {
+		s.limits.refused.WithLabelValues(limitPerClient).Inc()
+		return j.fail(codes.ResourceExhausted, "vrpc: server %s is serving max_in_flight_per_client (%d) requests of client %q already; try again later",
+			s.cfg.Name, s.clients.max, j.req.ClientId)
+	}
+	j.slot = true
 	return true
 }
 
@@ -245,7 +356,7 @@ func (s *Server) claim(j *job) bool {
 	reply, claimed, err := s.dedup.Claim(ctx, key, ttl)
 	switch {
 	case err != nil:
-		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, req.Id)
+		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, plugin.Clip(req.Id))
 		return true
 	case claimed:
 		j.key = key

@@ -17,9 +17,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/codec"
 	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vrpcpb"
 	"github.com/nextpkg/vrpc/vserver"
+	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
 // e2eCases are RunEndToEnd's subtests, in the order they run.
@@ -43,6 +47,7 @@ var e2eCases = []struct {
 	{"ReplyRouting", testReplyRouting},
 	{"Concurrent", testConcurrent},
 	{"TargetRouting", testTargetRouting},
+	{"Limits", testLimits},
 	{"GracefulStop", testGracefulStop},
 }
 
@@ -548,4 +553,92 @@ func marshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// testLimits: a request whose metadata or ids are over the server's
+// limits is answered with a status (when it can be), never forwarded, and
+// never leaves the caller waiting for its deadline; the server goes on
+// serving.
+func testLimits(t *testing.T, e *e2e) {
+	ctx := testContext(t)
+	conn := vclient.NewConn(e.client, "probe")
+	t.Run("MetadataOverTheMax", func(t *testing.T) {
+		md := metadata.AppendToOutgoingContext(ctx, "x-big", strings.Repeat("m", 2*vrpc.DefaultMaxMetadataBytes))
+		_, err := ping(md, conn, "limits-metadata")
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "max_metadata_bytes") {
+			t.Errorf("metadata of twice max_metadata_bytes: got %v, want RESOURCE_EXHAUSTED naming max_metadata_bytes", err)
+		}
+		if n := e.probe.executed("limits-metadata"); n != 0 {
+			t.Errorf("the target executed it %d times", n)
+		}
+	})
+	t.Run("MetadataOfMegabytes", func(t *testing.T) {
+		// Over the client's max_message_bytes or the bus's limit, if not
+		// over the server's: whichever refuses it says so.
+		md := metadata.AppendToOutgoingContext(ctx, "x-huge", strings.Repeat("m", 4<<20))
+		_, err := ping(md, conn, "limits-huge-metadata")
+		if code := status.Code(err); code == codes.OK || code == codes.DeadlineExceeded {
+			t.Errorf("4 MiB of metadata: got %v, want a status that says why", err)
+		}
+		if n := e.probe.executed("limits-huge-metadata"); n != 0 {
+			t.Errorf("the target executed it %d times", n)
+		}
+	})
+	t.Run("IDsOverTheMax", func(t *testing.T) {
+		raw, err := rpcbus.New(e.bus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = raw.Close() }()
+		replies := make(chan *vrpcpb.Response, 4)
+		_, responses := e.topics()
+		inbox, err := raw.(rpcbus.Inboxer).Inbox(ctx, responses+".limits-raw", func(m *rpcbus.Message) {
+			if resp, err := codec.DecodeResponse(m.Value); err == nil {
+				replies <- resp
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = inbox.Close() }()
+		request, _ := e.topics()
+		long := strings.Repeat("i", 64<<10)
+		publish := func(id, clientID string) {
+			b, err := codec.EncodeRequest(&vrpcpb.Request{Id: id, ClientId: clientID, ReplyTo: inbox.Address(), Target: "probe",
+				Method: "/demo.Demo/Ping", Payload: marshal(t, &demo.Request{Message: "limits-ids"}),
+				DeadlineUnixNano: time.Now().Add(waitLimit).UnixNano()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.Publish(ctx, request+".probe", &rpcbus.Message{Value: b}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A 64 KiB id: set aside, not answered (the reply would carry it).
+		publish("limits-"+long, "limits-raw")
+		// A 64 KiB client id: answered, as the id and address are short.
+		publish("limits-long-client", long)
+		select {
+		case resp := <-replies:
+			if resp.Id != "limits-long-client" || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument ||
+				!strings.Contains(resp.GetStatus().GetMessage(), "max_id_bytes") {
+				t.Errorf("got reply %s %v, want limits-long-client INVALID_ARGUMENT naming max_id_bytes", plugin.Clip(resp.Id), resp.GetStatus())
+			}
+		case <-ctx.Done():
+			t.Fatal("no reply to a request with a 64 KiB client id")
+		}
+		// The server goes on serving; the request with the long id was
+		// never answered (it came first: the later reply is there).
+		if _, err := ping(ctx, conn, "limits-after"); err != nil {
+			t.Fatalf("a call after the long ids: %v", err)
+		}
+		select {
+		case resp := <-replies:
+			t.Errorf("a request with a 64 KiB id was answered: %v", resp.GetStatus())
+		default:
+		}
+		if n := e.probe.executed("limits-ids"); n != 0 {
+			t.Errorf("the target executed a request with a long id %d times", n)
+		}
+	})
 }

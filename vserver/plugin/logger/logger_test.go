@@ -118,4 +118,26 @@ func TestLogger(t *testing.T) {
 	if n := len(buf.lines("sampled")); n == 0 || n == 1000 {
 		t.Errorf("sample 0.5 logged %d of 1000 calls", n)
 	}
+
+	// A sender's 2 MiB id and client id are logged clipped, not whole.
+	mw, err = New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := "huge-id-" + strings.Repeat("x", 2<<20)
+	mw(ok)(context.Background(), &plugin.Call{ID: huge, ClientID: huge, Target: "demo", Method: "/demo.Demo/Ping", SentAt: now, ReceivedAt: now})
+	var lines []string
+	buf.mu.Lock()
+	for _, l := range strings.Split(buf.b.String(), "\n") {
+		if strings.Contains(l, "id=huge-id-") {
+			lines = append(lines, l)
+		}
+	}
+	buf.mu.Unlock()
+	if len(lines) != 1 {
+		t.Fatalf("logged %d lines for the huge id, want 1", len(lines))
+	}
+	if len(lines[0]) > 1024 || !strings.Contains(lines[0], "clipped") {
+		t.Errorf("the line of a call with a 2 MiB id is %d bytes: %.300q", len(lines[0]), lines[0])
+	}
 }
