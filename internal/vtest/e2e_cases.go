@@ -616,8 +616,24 @@ func testLimits(t *testing.T, e *e2e) {
 		}
 		// A 64 KiB id: set aside, not answered (the reply would carry it).
 		publish("limits-"+long, "limits-raw")
-		// A 64 KiB client id: answered, as the id and address are short.
+		// A 64 KiB client id: answered, as the id and address are short;
+		// unless the server authenticates its clients, as it answers
+		// nothing unsigned.
 		publish("limits-long-client", long)
+		if e.keys != nil {
+			if _, err := ping(ctx, conn, "limits-after"); err != nil {
+				t.Fatalf("a call after the long ids: %v", err)
+			}
+			select {
+			case resp := <-replies:
+				t.Errorf("a secured server answered an unsigned request: %v", resp.GetStatus())
+			default:
+			}
+			if n := e.probe.executed("limits-ids"); n != 0 {
+				t.Errorf("the target executed a request with long ids %d times", n)
+			}
+			return
+		}
 		select {
 		case resp := <-replies:
 			if resp.Id != "limits-long-client" || codes.Code(resp.GetStatus().GetCode()) != codes.InvalidArgument ||
