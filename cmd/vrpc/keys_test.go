@@ -86,7 +86,15 @@ security:
 		cancel()
 		<-done
 	}()
-	waitReady(t, port, done)
+	waitReady(t, port, func() string {
+		select {
+		case code := <-done:
+			done <- code // for the deferred wait
+			return fmt.Sprint(code)
+		default:
+			return ""
+		}
+	})
 
 	hangup := func(want string) {
 		t.Helper()
@@ -111,8 +119,9 @@ security:
 	hangup("SIGHUP: security keys not reloaded, the ones in use stay")
 }
 
-// waitReady waits for serve's /readyz on port, failing if serve exits.
-func waitReady(t *testing.T, port int, done <-chan int) {
+// waitReady waits for serve's /readyz on port; exited says how serve
+// ended, or "" while it runs.
+func waitReady(t *testing.T, port int, exited func() string) {
 	t.Helper()
 	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
 	deadline := time.Now().Add(30 * time.Second)
@@ -125,10 +134,8 @@ func waitReady(t *testing.T, port int, done <-chan int) {
 				return
 			}
 		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d before it was ready", code)
-		default:
+		if how := exited(); how != "" {
+			t.Fatalf("serve exited %s before it was ready", how)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve was not ready within 30s")

@@ -152,28 +152,14 @@ drain_timeout: 5s
 		done <- result{code, stdout.String(), stderr.String()}
 	}()
 
-	ready := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	waitReady(t, port, func() string {
 		select {
 		case r := <-done:
-			t.Fatalf("serve exited %d before it was ready; stderr:\n%s", r.code, r.errOut)
+			return fmt.Sprintf("%d; stderr:\n%s", r.code, r.errOut)
 		default:
+			return ""
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("serve was not ready within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 	http.DefaultClient.CloseIdleConnections()
 	cancel()
 	r := <-done
