@@ -41,5 +41,16 @@ func TestReplayAcrossRestart(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	vtest.RunReplayAcrossRestart(t, memoryBus(t), vtest.E2EOptions{Prefix: "replay"}, redisAddr)
+	for _, tc := range []struct {
+		name string
+		bus  func(t *testing.T) rpcbus.Config
+	}{
+		{"kafka", func(t *testing.T) rpcbus.Config { return vtest.StartKafka(t) }},
+		{"memory", memoryBus},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			vtest.RunReplayAcrossRestart(t, tc.bus(t), vtest.E2EOptions{Prefix: "replay"}, redisAddr)
+		})
+	}
 }

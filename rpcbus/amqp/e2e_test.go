@@ -48,3 +48,24 @@ func TestAttacks(t *testing.T) {
 		},
 	})
 }
+
+// TestReplayAcrossRestart: a captured request published again after its
+// server was replaced runs once, the servers sharing a Redis dedup store.
+func TestReplayAcrossRestart(t *testing.T) {
+	t.Parallel()
+	s := newScope(t)
+	bus := rpcbus.Config{Type: "amqp", Brokers: []string{brokerAddr}, Settings: s.settings(nil)}
+	vtest.RunReplayAcrossRestart(t, bus, vtest.E2EOptions{
+		Prefix: unique("replay"),
+		OnServer: func(cfg *vrpc.Config) {
+			for target := range cfg.Targets {
+				s.addQueue(cfg.Topics.Request + "." + target + ":" + cfg.Name)
+			}
+		},
+		OnSubscribe: func(topics []string, group string) {
+			for _, topic := range topics {
+				s.addQueue(topic + ":" + group)
+			}
+		},
+	}, "127.0.0.1:6379")
+}

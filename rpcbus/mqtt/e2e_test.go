@@ -29,3 +29,12 @@ func TestAttacks(t *testing.T) {
 	bus := rpcbus.Config{Type: "mqtt", Brokers: []string{brokerAddr}, Settings: testSettings()}
 	vtest.RunAttacks(t, bus, vtest.E2EOptions{Prefix: name(t, "atk")})
 }
+
+// TestReplayAcrossRestart: a captured request published again after its
+// server was replaced runs once, the servers sharing a Redis dedup store.
+func TestReplayAcrossRestart(t *testing.T) {
+	t.Parallel()
+	needBroker(t)
+	bus := rpcbus.Config{Type: "mqtt", Brokers: []string{brokerAddr}, Settings: testSettings()}
+	vtest.RunReplayAcrossRestart(t, bus, vtest.E2EOptions{Prefix: name(t, "replay")}, "127.0.0.1:6379")
+}

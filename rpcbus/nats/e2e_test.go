@@ -29,3 +29,13 @@ func TestAttacks(t *testing.T) {
 	t.Cleanup(func() { deleteStreamsUnder(t, prefix) })
 	vtest.RunAttacks(t, rpcbus.Config{Type: "nats", Brokers: []string{serverAddr}}, vtest.E2EOptions{Prefix: prefix})
 }
+
+// TestReplayAcrossRestart: a captured request published again after its
+// server was replaced runs once, the servers sharing a Redis dedup store.
+func TestReplayAcrossRestart(t *testing.T) {
+	needServer(t)
+	t.Parallel()
+	prefix := name(t, "replay")
+	t.Cleanup(func() { deleteStreamsUnder(t, prefix) })
+	vtest.RunReplayAcrossRestart(t, rpcbus.Config{Type: "nats", Brokers: []string{serverAddr}}, vtest.E2EOptions{Prefix: prefix}, "127.0.0.1:6379")
+}

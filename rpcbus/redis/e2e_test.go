@@ -30,3 +30,13 @@ func TestAttacks(t *testing.T) {
 		Settings: testSettings(map[string]any{"key_prefix": runPrefix + "atk:"})}
 	vtest.RunAttacks(t, bus, vtest.E2EOptions{Prefix: "atk"})
 }
+
+// TestReplayAcrossRestart: a captured request published again after its
+// server was replaced runs once, the servers sharing a Redis dedup store.
+func TestReplayAcrossRestart(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	bus := rpcbus.Config{Type: "redis", Brokers: []string{addr},
+		Settings: testSettings(map[string]any{"key_prefix": runPrefix + "replay:"})}
+	vtest.RunReplayAcrossRestart(t, bus, vtest.E2EOptions{Prefix: "replay"}, addr)
+}
