@@ -8,13 +8,14 @@ import (
 // Defaults of the retention settings. A request older than the servers'
 // max_request_age (default 10m) is refused as expired whoever reads it, and
 // a reply is read within its call's deadline, so records older than that
-// serve no one: the broker keeps them 10m. 16 MiB a partition (64 MiB a
-// topic of the default 4 partitions, some 8,000 calls of 2 KiB each a
-// partition) bounds a burst on a small box without cutting a backlog a
-// server can still work through in time.
+// serve no one: the broker keeps them 10m. 8 MiB a partition (32 MiB a
+// topic of the default 4 partitions: some 16,000 requests of 2 KiB, more
+// than a minute of the calls a small box serves) bounds a burst to tens of
+// MiB a topic without cutting a backlog a server can still work through
+// before its deadlines.
 const (
 	DefaultRetention      = 10 * time.Minute
-	DefaultRetentionBytes = 16 << 20
+	DefaultRetentionBytes = 8 << 20
 )
 
 // Bounds of the retention settings.
@@ -51,6 +52,9 @@ func (r retention) brokerConfigs() map[string]string {
 }
 
 func (r retention) segmentBytes() int64 {
+	if r.bytes < 0 {
+		return maxSegmentBytes
+	}
 	return min(max(r.bytes/16, minSegmentBytes), maxSegmentBytes)
 }
 
