@@ -22,7 +22,8 @@ type Broker struct {
 // stops when the last handle on it is closed, be it from Start or a bus of
 // type embedded. opts are passed to kfake and may only be given to the call
 // that starts the broker; asking for options at the address of a running
-// broker returns an error wrapping ErrConflict.
+// broker returns an error wrapping ErrConflict. The broker keeps records
+// for DefaultRetention and DefaultRetentionBytes a partition.
 func Start(addr string, opts ...kfake.Opt) (*Broker, error) {
 	bs, err := kafka.DecodeSettings(nil, nil) // the defaults of type kafka
 	if err != nil {

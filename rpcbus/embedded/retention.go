@@ -14,7 +14,11 @@ import (
 // MiB a topic without cutting a backlog a server can still work through
 // before its deadlines.
 const (
-	DefaultRetention      = 10 * time.Minute
+	// DefaultRetention is the age past which the broker deletes records
+	// (setting retention).
+	DefaultRetention = 10 * time.Minute
+	// DefaultRetentionBytes is the size of a partition past which the
+	// broker deletes its oldest records (setting retention_bytes).
 	DefaultRetentionBytes = 8 << 20
 )
 
