@@ -85,13 +85,15 @@ func TestConfigDefaults(t *testing.T) {
 		{"max_in_flight_bytes", cfg.MaxInFlightBytes, goCfg.MaxInFlightBytes},
 		{"max_in_flight_per_client", cfg.MaxInFlightPerClient, goCfg.MaxInFlightPerClient},
 		{"dedup.max_bytes", cfg.Dedup.MaxBytes, goCfg.Dedup.MaxBytes},
+		{"max_request_age", cfg.MaxRequestAge, goCfg.MaxRequestAge},
 	} {
 		if c.yaml != c.go_ {
 			t.Errorf("%s: %v from YAML, %v from SetDefaults", c.key, c.yaml, c.go_)
 		}
 	}
 	if cfg.ReplyTimeout != 5*time.Second || cfg.DeadLetterTimeout != 10*time.Second || cfg.MaxMetadataBytes != 64<<10 ||
-		cfg.MaxIDBytes != 256 || cfg.MaxInFlightBytes != 64<<20 || cfg.MaxInFlightPerClient != 0 || cfg.Dedup.MaxBytes != 64<<20 {
+		cfg.MaxIDBytes != 256 || cfg.MaxInFlightBytes != 64<<20 || cfg.MaxInFlightPerClient != 0 || cfg.Dedup.MaxBytes != 64<<20 ||
+		cfg.MaxRequestAge != 10*time.Minute {
 		t.Errorf("limit defaults: %+v", cfg)
 	}
 	var cc vrpc.ClientConfig

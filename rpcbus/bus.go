@@ -3,6 +3,7 @@ package rpcbus
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Message is one record on a bus.
@@ -57,6 +58,23 @@ type SubscribeOptions struct {
 	// MaxInFlight bounds the deliveries handed to the handler and not yet
 	// acknowledged. Zero means DefaultMaxInFlight (1024).
 	MaxInFlight int
+	// NewGroupMaxAge, if positive, is how far back a group that has no
+	// recorded position on a topic starts: at the first message published
+	// at most NewGroupMaxAge before Subscribe, not at the oldest the bus
+	// still keeps. A group with a recorded position resumes from it
+	// whatever this is. Servers set it to the longest deadline they
+	// accept, so that a group under a new name does not run requests
+	// whose callers have long given up, or that another group served.
+	//
+	// Kafka resets to the offset of that time (also when the recorded
+	// position is no longer kept), NATS JetStream creates the durable
+	// consumer to deliver by start time, Redis Streams creates the
+	// consumer group at the stream id of that time, and the memory bus
+	// skips older records. AMQP and MQTT give a new group (a new queue, a
+	// new shared subscription) no message published before it joined, so
+	// the option changes nothing there. Zero keeps each bus's default:
+	// from the oldest message kept, where the bus keeps any.
+	NewGroupMaxAge time.Duration
 }
 
 // Subscription is a running consumer.

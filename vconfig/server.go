@@ -24,6 +24,7 @@ const (
 	DefaultDedupSize      = 100000
 	DefaultDedupTTL       = 10 * time.Minute
 	DefaultDedupMaxBytes  = 64 << 20
+	DefaultMaxRequestAge  = 10 * time.Minute
 
 	DefaultReplyTimeout      = 5 * time.Second
 	DefaultDeadLetterTimeout = 10 * time.Second
@@ -68,6 +69,14 @@ type Config struct {
 	MaxInFlight int `json:"max_in_flight,default=1024"`
 	// MaxMessageSize bounds request and reply payloads (gRPC's default 4 MiB).
 	MaxMessageSize int `json:"max_message_size,default=4194304"`
+	// MaxRequestAge is how far back a server group with no recorded
+	// position on a request topic (a new name, or a position the bus no
+	// longer keeps) starts reading: at the first request published at most
+	// this long ago, not at the oldest one the bus keeps, which other
+	// groups may have served long ago and whose callers gave up. Set it to
+	// the longest deadline the servers' callers use; a negative value
+	// starts such a group at the oldest request kept.
+	MaxRequestAge time.Duration `json:"max_request_age,default=10m"`
 	// DrainTimeout bounds how long Stop waits for in-flight calls.
 	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
 	// ReplyTimeout bounds publishing one reply, retries included. The
@@ -216,6 +225,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxRequestAge == 0 {
+		c.MaxRequestAge = DefaultMaxRequestAge
 	}
 	if c.Dedup.Store == "" {
 		c.Dedup.Store = "memory"

@@ -260,9 +260,10 @@ func (s *Server) start() error {
 		return err
 	}
 	sub, err := s.bus.Subscribe(ctx, rpcbus.SubscribeOptions{
-		Topics:      topics,
-		Group:       s.cfg.Name,
-		MaxInFlight: s.cfg.MaxInFlight,
+		Topics:         topics,
+		Group:          s.cfg.Name,
+		MaxInFlight:    s.cfg.MaxInFlight,
+		NewGroupMaxAge: max(s.cfg.MaxRequestAge, 0),
 	}, s.onDelivery)
 	if err != nil {
 		return fmt.Errorf("vserver: consume %v as group %s: %w", topics, s.cfg.Name, err)

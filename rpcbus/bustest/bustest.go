@@ -56,6 +56,14 @@ type Features struct {
 	// topics it reports are still checked.
 	NoLag bool
 
+	// NoHistory is for buses on which a new group receives no message
+	// published before it joined (AMQP: a new queue; MQTT: a new shared
+	// subscription), so that SubscribeOptions.NewGroupMaxAge has nothing
+	// to skip. NewGroupMaxAge then checks that a new group without the
+	// option gets only the messages published after it joined, instead of
+	// every message kept.
+	NoHistory bool
+
 	// MaxPayload is the largest Value, in bytes, the bus promises to carry
 	// with a small key and no headers. Zero means at least 1 MiB. Payload
 	// tests of larger sizes are skipped.
@@ -81,6 +89,7 @@ var tests = []test{
 	{"GroupSharesWork", testGroupSharesWork},
 	{"GroupSpreadsWork", testGroupSpreadsWork},
 	{"EveryGroupGetsEverything", testEveryGroupGetsEverything},
+	{"NewGroupMaxAge", testNewGroupMaxAge},
 	{"RedeliveryAfterClose", testRedeliveryAfterClose},
 	{"NoRedeliveryAfterAck", testNoRedeliveryAfterAck},
 	{"InboxOnlyAddressed", testInboxOnlyAddressed},

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -191,6 +192,65 @@ func testEveryGroupGetsEverything(t *testing.T, s *suite) {
 	waitFor(t, waitLimit, "every message in group b", b.atLeast(len(want)))
 	checkExactlyOnce(t, "group a", counts(&a), want)
 	checkExactlyOnce(t, "group b", counts(&b), want)
+}
+
+// testNewGroupMaxAge: a group that subscribes for the first time with
+// NewGroupMaxAge gets none of the messages published longer ago than that,
+// and every one published since; a new group without it keeps the bus's
+// default: every message kept (or, with NoHistory, those published after
+// it joined). So a server group under a new name does not run requests
+// another group served long ago.
+func testNewGroupMaxAge(t *testing.T, s *suite) {
+	const maxAge = time.Second
+	pub := s.bus(t)
+	topic := name(t, "topic")
+	// A first group makes the topic, and holds its messages unacknowledged
+	// so that a bus that keeps messages only for the groups that have not
+	// acknowledged them (memory) keeps them too.
+	var (
+		first    recorder
+		mu       sync.Mutex
+		released bool // acknowledge from now on
+	)
+	subscribe(t, s.bus(t), rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "first")}, func(d *rpcbus.Delivery) {
+		mu.Lock()
+		defer mu.Unlock()
+		if released {
+			first.ack(d)
+		} else {
+			first.hold(d)
+		}
+	})
+	t.Cleanup(func() { // before the subscription's Close, which waits for them
+		mu.Lock()
+		released = true
+		held := first.takeHeld()
+		mu.Unlock()
+		for _, d := range held {
+			d.Ack()
+		}
+	})
+	old := values("old", 20)
+	publishValues(t, pub, topic, nil, old)
+	waitFor(t, waitLimit, "the old messages in the first group", first.atLeast(len(old)))
+	time.Sleep(2 * maxAge) // the old messages are now older than maxAge
+
+	var fresh, replaying recorder
+	subscribe(t, s.bus(t), rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "fresh"), NewGroupMaxAge: maxAge}, fresh.ack)
+	subscribe(t, s.bus(t), rpcbus.SubscribeOptions{Topics: []string{topic}, Group: name(t, "replaying")}, replaying.ack)
+	recent := values("new", 20)
+	publishValues(t, pub, topic, nil, recent)
+	all := append(slices.Clone(old), recent...)
+	if s.f.NoHistory {
+		all = recent
+	}
+	// The group without the option gets the old messages (if any) too, and
+	// first: once it has everything, the new group has had its chance to
+	// get them as well.
+	waitFor(t, waitLimit, "every message kept in the group without NewGroupMaxAge", replaying.atLeast(len(all)))
+	waitFor(t, waitLimit, "the new messages in the group with NewGroupMaxAge", fresh.atLeast(len(recent)))
+	checkExactlyOnce(t, "the group without NewGroupMaxAge", counts(&replaying), all)
+	checkExactlyOnce(t, "the group with NewGroupMaxAge", counts(&fresh), recent)
 }
 
 // testRedeliveryAfterClose: a member that goes away holding deliveries it

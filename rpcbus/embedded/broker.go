@@ -22,13 +22,14 @@ type Broker struct {
 // stops when the last handle on it is closed, be it from Start or a bus of
 // type embedded. opts are passed to kfake and may only be given to the call
 // that starts the broker; asking for options at the address of a running
-// broker returns an error wrapping ErrConflict.
+// broker returns an error wrapping ErrConflict. The broker keeps records
+// for DefaultRetention and DefaultRetentionBytes a partition.
 func Start(addr string, opts ...kfake.Opt) (*Broker, error) {
 	bs, err := kafka.DecodeSettings(nil, nil) // the defaults of type kafka
 	if err != nil {
 		return nil, err
 	}
-	c, err := acquire(addr, "", bs.MaxMessageBytes, user{}, opts)
+	c, err := acquire(addr, "", bs.MaxMessageBytes, user{}, defaultRetention(), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -49,8 +50,12 @@ type cluster struct {
 	keys    []string // under which it is registered
 	dataDir string
 	user    user // the SASL user it asks for, if any
+	ret     retention
 	custom  bool // started with caller's kfake options
 	refs    int  // guarded by runningMu
+
+	stop    chan struct{} // closed by the last release: ends the retention loop
+	stopped chan struct{} // closed when the retention loop has returned
 }
 
 var (
@@ -66,8 +71,9 @@ var (
 type user struct{ mechanism, name, password string }
 
 // acquire starts a broker at addr, or takes another handle on the one
-// running there if it was started with the same data directory and user.
-func acquire(addr, dataDir string, maxMessageBytes int, u user, opts []kfake.Opt) (*cluster, error) {
+// running there if it was started with the same data directory, user and
+// retention.
+func acquire(addr, dataDir string, maxMessageBytes int, u user, ret retention, opts []kfake.Opt) (*cluster, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc_bus.brokers: embedded broker address %q: %w", addr, err)
@@ -80,9 +86,9 @@ func acquire(addr, dataDir string, maxMessageBytes int, u user, opts []kfake.Opt
 	runningMu.Lock()
 	defer runningMu.Unlock()
 	if c := running[addr]; c != nil && p != 0 {
-		if len(opts) > 0 || c.custom || c.dataDir != dataDir || c.user != u {
-			return nil, fmt.Errorf("%w: at %s (data_dir %q, asked for %q; the SASL user and options are the first user's too)",
-				ErrConflict, addr, c.dataDir, dataDir)
+		if len(opts) > 0 || c.custom || c.dataDir != dataDir || c.user != u || c.ret != ret {
+			return nil, fmt.Errorf("%w: at %s (data_dir %q, asked for %q; retention %v/%d bytes, asked for %v/%d; the SASL user and options are the first user's too)",
+				ErrConflict, addr, c.dataDir, dataDir, c.ret.age, c.ret.bytes, ret.age, ret.bytes)
 		}
 		c.refs++
 		return c, nil
@@ -95,6 +101,7 @@ func acquire(addr, dataDir string, maxMessageBytes int, u user, opts []kfake.Opt
 		kfake.Ports(p),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(maxMessageBytes)}),
+		kfake.BrokerConfigs(ret.brokerConfigs()),
 	}
 	if dataDir != "" {
 		kopts = append(kopts, kfake.DataDir(dataDir))
@@ -106,7 +113,9 @@ func acquire(addr, dataDir string, maxMessageBytes int, u user, opts []kfake.Opt
 	if err != nil {
 		return nil, fmt.Errorf("embedded: starting the broker at %s: %w", addr, err)
 	}
-	c := &cluster{kc: kc, addr: kc.ListenAddrs()[0], dataDir: dataDir, user: u, custom: len(opts) > 0, refs: 1}
+	c := &cluster{kc: kc, addr: kc.ListenAddrs()[0], dataDir: dataDir, user: u, ret: ret, custom: len(opts) > 0, refs: 1,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go c.enforceRetention()
 	keys := []string{c.addr}
 	if p != 0 && addr != c.addr {
 		keys = append(keys, addr)
@@ -132,5 +141,7 @@ func (c *cluster) release() {
 			delete(running, k)
 		}
 	}
+	close(c.stop)
+	<-c.stopped // before Close: ApplyRetention on a closed cluster would block
 	c.kc.Close()
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
+	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/kafka"
 )
@@ -23,10 +25,26 @@ func init() {
 // where type kafka looks for one by default.
 const defaultAddr = "127.0.0.1:9092"
 
-// settings are the rpc_bus.settings type embedded takes besides those of
+// ownSettings are the rpc_bus.settings type embedded takes besides those of
 // type kafka.
-type settings struct {
-	DataDir string `json:"data_dir"`
+type ownSettings struct {
+	DataDir        string            `json:"data_dir"`
+	Retention      settings.Duration `json:"retention"`
+	RetentionBytes int64             `json:"retention_bytes"`
+}
+
+// ownKeys are the settings keys of the broker, not of its clients.
+var ownKeys = []string{"data_dir", "retention", "retention_bytes"}
+
+func (s *ownSettings) retention() (retention, error) {
+	r := retention{age: time.Duration(s.Retention), bytes: s.RetentionBytes}
+	if r.age < minRetention || r.age > maxRetention {
+		return r, rpcbus.BadSetting("retention", "%v is out of range (want %v to %v)", r.age, minRetention, maxRetention)
+	}
+	if r.bytes != -1 && r.bytes < minRetentionBytes {
+		return r, rpcbus.BadSetting("retention_bytes", "%d is out of range (want -1 for no bound, or at least %d)", r.bytes, minRetentionBytes)
+	}
+	return r, nil
 }
 
 // Bus is a Kafka bus whose broker runs in this process. It is a *kafka.Bus
@@ -46,8 +64,12 @@ type Bus struct {
 // cfg.Settings are those of type kafka plus data_dir, a directory to keep
 // the broker's data in across restarts.
 func New(cfg rpcbus.Config) (*Bus, error) {
-	var s settings
+	s := ownSettings{Retention: settings.Duration(DefaultRetention), RetentionBytes: DefaultRetentionBytes}
 	bs, err := kafka.DecodeSettings(cfg.Settings, &s)
+	if err != nil {
+		return nil, err
+	}
+	ret, err := s.retention()
 	if err != nil {
 		return nil, err
 	}
@@ -64,12 +86,14 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	}
 	// The broker asks for the same credentials its clients are given.
 	u := user{bs.SASLMechanism, bs.Username, bs.Password}
-	c, err := acquire(addr, s.DataDir, bs.MaxMessageBytes, u, nil)
+	c, err := acquire(addr, s.DataDir, bs.MaxMessageBytes, u, ret, nil)
 	if err != nil {
 		return nil, err
 	}
 	set := maps.Clone(cfg.Settings)
-	delete(set, "data_dir") // the broker's, not the client's
+	for _, k := range ownKeys {
+		delete(set, k) // the broker's, not the client's
+	}
 	kb, err := kafka.New(rpcbus.Config{Type: "kafka", Brokers: []string{c.addr}, Settings: set})
 	if err != nil {
 		c.release()

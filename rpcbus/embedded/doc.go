@@ -15,6 +15,22 @@
 // plain TCP; with SASL settings it asks its clients for that user), and
 // also:
 //
-//	data_dir  a directory in which the broker keeps its data across
-//	          restarts (default: memory only)
+//	data_dir         a directory in which the broker keeps its data across
+//	                 restarts (default: memory only)
+//	retention        the broker deletes records older than this, in
+//	                 every topic without a retention.ms of its own
+//	                 (default 10m; 1s to 30 days)
+//	retention_bytes  and the oldest records of a partition holding more
+//	                 than this many bytes (default 8 MiB; at least
+//	                 64 KiB; -1 for no bound)
+//
+// kfake honours retention.ms and retention.bytes but, left to itself,
+// applies them only to topics that set them, and hourly; and it frees
+// memory a segment at a time, with 100 MiB segments. So the broker sets
+// both as broker defaults, keeps each partition in segments of
+// retention_bytes/16 (16 KiB to 1 MiB), and runs a goroutine, started
+// with the broker and stopped before it, that applies retention every
+// second. Without it an embedded broker kept every request and reply ever
+// published. Retention ignores consumer groups, as on Kafka: a group more
+// than retention_bytes behind loses its oldest requests.
 package embedded

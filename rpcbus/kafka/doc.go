@@ -67,7 +67,10 @@
 // partitions in a rebalance waits up to revoke_timeout for their deliveries to
 // be acknowledged and commits before letting the rebalance go on. Groups
 // rebalance cooperatively: a new member gets its partitions within about two
-// heartbeat_intervals.
+// heartbeat_intervals. A group without a committed offset (or whose
+// committed offset the brokers no longer keep) starts at the oldest
+// message, or with SubscribeOptions.NewGroupMaxAge at the offset of the
+// first message whose timestamp is at most that old.
 //
 // A message without a key goes to a new partition with each new batch, which
 // spreads requests over the members of a group (franz-go's default would

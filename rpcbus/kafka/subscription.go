@@ -81,8 +81,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	kopts = append(kopts,
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(opts.Topics...),
-		// A new group starts at the oldest message, not the newest.
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeResetOffset(resetOffset(opts.NewGroupMaxAge)),
 		kgo.DisableAutoCommit(),
 		// No rebalance between a poll and the registration of what it
 		// returned: see poll.
@@ -554,4 +553,15 @@ func (s *subscription) CloseNow() {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = s.Close(ctx)
+}
+
+// resetOffset is where a group without a committed offset starts (or one
+// whose committed offset the brokers no longer keep): at the oldest
+// message, not the newest, or with maxAge at the first message published
+// since maxAge ago (its timestamp's offset; the end if there is none).
+func resetOffset(maxAge time.Duration) kgo.Offset {
+	if maxAge <= 0 {
+		return kgo.NewOffset().AtStart()
+	}
+	return kgo.NewOffset().AfterMilli(time.Now().Add(-maxAge).UnixMilli())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -210,6 +211,12 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 		return fmt.Errorf("memory: publish to %q: %d messages kept for groups (rpc_bus.settings.max_backlog %d): %w",
 			topic, len(t.log), b.cfg.MaxBacklog, ErrBacklogFull)
 	}
+	// Publish time, never before the last record's, so that a new group's
+	// start can be found by binary search.
+	rec.at = time.Now().UnixNano()
+	if n := len(t.log); n > 0 {
+		rec.at = max(rec.at, t.log[n-1].at)
+	}
 	t.log = append(t.log, rec)
 	for _, g := range t.groups {
 		// Wake the members from a rotating start: the one woken last tends
@@ -312,6 +319,7 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 type record struct {
 	key, value []byte
 	headers    map[string]string
+	at         int64 // publish time, Unix ns; not before the record before
 }
 
 func recordSize(m *rpcbus.Message) int {

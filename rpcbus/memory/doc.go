@@ -31,7 +31,8 @@
 //     group each message goes to one member, whichever member is free
 //     first. A new group starts at the oldest message the topic still keeps
 //     (Kafka's reset to earliest), so messages published before the first
-//     subscriber are served.
+//     subscriber are served; with SubscribeOptions.NewGroupMaxAge, at the
+//     first one published since that long ago (by publish time).
 //   - A group outlives its members, as committed offsets do in Kafka: a
 //     member that joins later resumes where the group stopped.
 //     Subscriptions with an empty Group each get a private group that is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sync/atomic"
+	"time"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -61,8 +62,12 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	if b.closed {
 		return nil, fmt.Errorf("memory: subscribe to %q: %w", opts.Topics, rpcbus.ErrClosed)
 	}
+	var since int64
+	if opts.NewGroupMaxAge > 0 {
+		since = time.Now().Add(-opts.NewGroupMaxAge).UnixNano()
+	}
 	for _, name := range opts.Topics {
-		g := br.topic(name).group(key, private)
+		g := br.topic(name).group(key, private, since)
 		if !containsMember(g, s) { // the same topic twice
 			g.members = append(g.members, s)
 			s.groups = append(s.groups, g)

@@ -1,6 +1,9 @@
 package memory
 
-import "slices"
+import (
+	"slices"
+	"sort"
+)
 
 // topic is a log of records with offsets, like one Kafka partition. All
 // fields are guarded by broker.mu.
@@ -26,11 +29,13 @@ func (t *topic) end() int64 { return t.base + int64(len(t.log)) }
 func (t *topic) at(off int64) *record { return &t.log[off-t.base] }
 
 // group returns the group called name, creating it at the oldest record
-// the topic keeps (Kafka's reset to earliest).
-func (t *topic) group(name string, private bool) *group {
+// the topic keeps (Kafka's reset to earliest) published at or after since
+// (Unix ns; zero for no bound).
+func (t *topic) group(name string, private bool, since int64) *group {
 	g := t.groups[name]
 	if g == nil {
-		g = &group{t: t, name: name, private: private, next: t.base, committed: t.base, acked: map[int64]struct{}{}}
+		start := t.base + int64(sort.Search(len(t.log), func(i int) bool { return t.log[i].at >= since }))
+		g = &group{t: t, name: name, private: private, next: start, committed: start, acked: map[int64]struct{}{}}
 		t.groups[name] = g
 	}
 	return g

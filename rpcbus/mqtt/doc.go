@@ -192,8 +192,11 @@
 //
 // # Conformance
 //
-// The bus passes rpcbus/bustest on Mosquitto 2.0 with one Features flag,
-// NoLag (see Admin): unacknowledged deliveries reach another member at
+// The bus passes rpcbus/bustest on Mosquitto 2.0 with two Features flags,
+// NoLag (see Admin) and NoHistory (a new group is a new shared
+// subscription, which gets nothing published before it, so
+// SubscribeOptions.NewGroupMaxAge has nothing to skip; no test is
+// skipped): unacknowledged deliveries reach another member at
 // once when theirs closes (RedeliveryTimeout 0; after a crash, after
 // will_delay), Mosquitto spreads a group's messages over its members,
 // answers a publish nobody subscribes to with 0x10, and carries 1 MiB.

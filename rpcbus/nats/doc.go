@@ -73,7 +73,11 @@
 // acknowledgements; every subscription of the group, in any process, pulls
 // from it, and the server hands each message to one of them, serving their
 // pull requests in turn. A subscription without a group has a consumer of
-// its own, deleted when it closes.
+// its own, deleted when it closes. A new consumer delivers from the start
+// of the stream, or with SubscribeOptions.NewGroupMaxAge from the messages
+// stored since that long ago (DeliverByStartTime); one that exists keeps
+// the start it was created with, which JetStream does not let a member
+// change.
 //
 // A member never holds more than SubscribeOptions.MaxInFlight deliveries:
 // it asks the server for only as many messages as it has room for. The

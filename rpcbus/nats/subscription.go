@@ -100,7 +100,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		consumer = "vrpc_private_" + nuid.Next()
 	}
 	for i, topic := range topics {
-		if err := b.join(ctx, topic, opts.Group, consumer); err != nil {
+		if err := b.join(ctx, topic, opts.Group, consumer, opts.NewGroupMaxAge); err != nil {
 			s.deletePrivate()
 			return nil, err
 		}
@@ -135,8 +135,10 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 }
 
 // join makes consumer the consumer of group on topic's stream, creating
-// both if missing. A named group takes over from the keeper.
-func (b *Bus) join(ctx context.Context, topic, group, consumer string) error {
+// both if missing. A named group takes over from the keeper. A consumer
+// created with maxAge delivers from the messages stored since maxAge ago;
+// an existing one keeps where it started.
+func (b *Bus) join(ctx context.Context, topic, group, consumer string, maxAge time.Duration) error {
 	if err := b.ensureStream(ctx, topic); err != nil {
 		return err
 	}
@@ -159,7 +161,19 @@ func (b *Bus) join(ctx context.Context, topic, group, consumer string) error {
 		cfg.Description = fmt.Sprintf("vRPC private subscription on topic %q", topic)
 		cfg.InactiveThreshold = privateInactive
 	}
-	if _, err := b.js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
+	if err := b.startPolicy(ctx, stream, consumer, maxAge, &cfg); err != nil {
+		return fmt.Errorf("nats: subscribe to %q as group %q: reading consumer %s on stream %s: %w",
+			topic, group, consumer, stream, b.jsErr(err))
+	}
+	_, err := b.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	if err != nil {
+		// Another member created it in between, from its own start time,
+		// which an update may not change: take that one.
+		if err := b.startPolicy(ctx, stream, consumer, maxAge, &cfg); err == nil {
+			_, err = b.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("nats: subscribe to %q as group %q: creating consumer %s on stream %s: %w",
 			topic, group, consumer, stream, b.jsErr(err))
 	}
@@ -169,6 +183,28 @@ func (b *Bus) join(ctx context.Context, topic, group, consumer string) error {
 			return fmt.Errorf("nats: subscribe to %q: removing the keeper of stream %s: %w", topic, stream, b.jsErr(err))
 		}
 	}
+	return nil
+}
+
+// startPolicy sets cfg to deliver from the messages stored since maxAge
+// ago (if positive) if consumer does not exist yet, and to the start it
+// was created with if it does, whatever maxAge: JetStream refuses to
+// change a consumer's deliver policy, and members of one group may differ.
+func (b *Bus) startPolicy(ctx context.Context, stream, consumer string, maxAge time.Duration, cfg *jetstream.ConsumerConfig) error {
+	c, err := b.js.Consumer(ctx, stream, consumer)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if maxAge <= 0 {
+			return nil
+		}
+		start := time.Now().Add(-maxAge)
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartTimePolicy, &start, 0
+		return nil
+	case err != nil:
+		return err
+	}
+	had := c.CachedInfo().Config
+	cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = had.DeliverPolicy, had.OptStartTime, had.OptStartSeq
 	return nil
 }
 

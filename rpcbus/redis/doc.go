@@ -58,7 +58,9 @@
 //
 // A subscription is a consumer of the consumer group Group on each topic's
 // stream; the group is created reading from the start of the stream, so
-// requests published before the first server joined are served. Each
+// requests published before the first server joined are served, or with
+// SubscribeOptions.NewGroupMaxAge from the stream id of that long ago (the
+// Redis server's clock; an existing group keeps its position). Each
 // subscription reads all its topics on a connection of its own
 // (XREADGROUP ... BLOCK, COUNT the free MaxInFlight slots shared among the
 // topics, at least one each) and hands entries to its handler from one

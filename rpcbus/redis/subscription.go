@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	s := &subscription{
 		bus:          b,
 		group:        opts.Group,
+		newGroupAge:  opts.NewGroupMaxAge,
 		consumer:     fmt.Sprintf("%s.%d.%s", host, os.Getpid(), randomSuffix(8)),
 		topics:       slices.Clone(opts.Topics),
 		index:        make(map[string]int, len(opts.Topics)),
@@ -142,11 +144,14 @@ type subscription struct {
 	connID   atomic.Int64    // its CLIENT ID, for CLIENT UNBLOCK
 	group    string
 	consumer string
-	topics   []string
-	keys     []string       // stream keys, as topics
-	index    map[string]int // key → index in topics
-	streams  []string       // XREADGROUP arguments for every topic
-	h        rpcbus.Handler
+	// newGroupAge is SubscribeOptions.NewGroupMaxAge: where a group this
+	// subscription creates starts.
+	newGroupAge time.Duration
+	topics      []string
+	keys        []string       // stream keys, as topics
+	index       map[string]int // key → index in topics
+	streams     []string       // XREADGROUP arguments for every topic
+	h           rpcbus.Handler
 
 	maxInFlight  int
 	claimIdle    time.Duration
@@ -176,12 +181,20 @@ type subscription struct {
 	released bool                  // handed back: acknowledgements are ignored
 }
 
-// createGroups creates the group on every stream, reading from its start;
-// a group that exists is left as it is.
+// createGroups creates the group on every stream, reading from its start,
+// or with newGroupAge from the first entry added since newGroupAge ago (by
+// the entry ids, which are the Redis server's clock in ms); a group that
+// exists is left as it is.
 func (s *subscription) createGroups(ctx context.Context, c *goredis.Client) error {
+	start := "0"
+	if s.newGroupAge > 0 {
+		// The group's last-delivered id, the last one an entry of the
+		// millisecond before can have: it reads the entries after it.
+		start = strconv.FormatInt(time.Now().Add(-s.newGroupAge).UnixMilli()-1, 10) + "-18446744073709551615"
+	}
 	cmds, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, k := range s.keys {
-			p.XGroupCreateMkStream(ctx, k, s.group, "0")
+			p.XGroupCreateMkStream(ctx, k, s.group, start)
 		}
 		return nil
 	})
