@@ -93,7 +93,7 @@ func TestBrokerURLCredentials(t *testing.T) {
 		if c.Username != "url-user" || string(c.Password) != "url password" {
 			t.Fatalf("CONNECT carried user %q password %q, want url-user and \"url password\"", c.Username, c.Password)
 		}
-	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
 		t.Fatal("no CONNECT reached the listener")
 	}
 }
