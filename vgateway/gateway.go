@@ -86,7 +86,7 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
-		grpc.MaxHeaderListSize(uint32(min(cfg.MaxHeaderListBytes, math.MaxUint32))),
+		grpc.MaxHeaderListSize(uint32(min(int64(cfg.MaxHeaderListBytes), math.MaxUint32))),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.Keepalive.Time, Timeout: cfg.Keepalive.Timeout}),
 		// Pings with no call open are allowed: callers that keep idle
 		// connections alive are common and harmless at min_time apart.

@@ -95,6 +95,10 @@ on the bus, a vRPC server consumes it, forwards the request bytes to the real
 gRPC target and publishes the reply back to the caller.
 
 Start with 'vrpc demo': it needs nothing but Go.`,
+		Example: `  vrpc demo                                   # try it: every way to call, in one process
+  vrpc serve -f /etc/vrpc/server.yaml         # the server
+  vrpc call -f client.yaml demo Ping '{"message": "hi"}'
+  vrpc version                                # versions for a bug report`,
 		Version:       vrpc.Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -34,10 +35,42 @@ func vrpcRun(t *testing.T, ctx context.Context, args ...string) (int, string, st
 	return code, stdout.String(), stderr.String()
 }
 
+// TestVersion: vrpc version names the release, the Go version, the main
+// module and the version of each module a bug report needs, as go.mod
+// pins them.
 func TestVersion(t *testing.T) {
 	code, out, _ := vrpcRun(t, context.Background(), "version")
-	if code != 0 || !strings.HasPrefix(out, "vrpc 0.") {
+	if code != 0 || !strings.HasPrefix(out, "vrpc 0.") || !strings.Contains(out, runtime.Version()) {
 		t.Fatalf("vrpc version: exit %d, output %q", code, out)
+	}
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], "github.com/nextpkg/vrpc ") {
+		t.Errorf("line 2 of %q does not name the main module", out)
+	}
+	for _, m := range []string{"google.golang.org/grpc", "github.com/twmb/franz-go", "github.com/nats-io/nats.go",
+		"github.com/rabbitmq/amqp091-go", "github.com/redis/go-redis/v9", "github.com/eclipse/paho.golang", "github.com/zeromicro/go-zero"} {
+		want := ""
+		for _, l := range strings.Split(string(gomod), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == m {
+				want = m + " " + f[1]
+			}
+		}
+		if want == "" {
+			t.Fatalf("go.mod does not require %s", m)
+		}
+		found := false
+		for _, l := range lines {
+			if strings.Join(strings.Fields(l), " ") == want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("vrpc version does not print %q:\n%s", want, out)
+		}
 	}
 }
 

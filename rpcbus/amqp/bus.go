@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/nextpkg/vrpc/internal/closeset"
+	"github.com/nextpkg/vrpc/internal/settings"
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
@@ -60,7 +61,8 @@ var _ interface {
 } = (*Bus)(nil)
 
 // New returns a bus of type amqp: a client of the RabbitMQ brokers in
-// cfg.Brokers (host:port, default 127.0.0.1:5672) configured by
+// cfg.Brokers (host:port or amqp:// and amqps:// URIs, default
+// 127.0.0.1:5672) configured by
 // cfg.Settings, described in the package documentation. It starts
 // connecting at once, in the background: calls wait for the connection
 // until their context ends.
@@ -69,9 +71,17 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := brokerAddrs(cfg.Brokers, o.useTLS())
+	brokers, err := parseBrokers(cfg.Brokers, o.useTLS())
 	if err != nil {
 		return nil, err
+	}
+	if o.tls == nil && slices.ContainsFunc(brokers, func(br broker) bool { return br.tls }) {
+		// amqps:// without tls_* keys: the defaults, which cannot fail.
+		o.tls, _ = (&settings.TLS{TLS: true}).Config()
+	}
+	addrs := make([]string, len(brokers))
+	for i, br := range brokers {
+		addrs[i] = br.addr
 	}
 	b := &Bus{o: o, addrs: addrs, deliveryMode: amqp.Persistent}
 	if !o.Persistent {
@@ -80,8 +90,8 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	// Two connections, as RabbitMQ advises: when the broker throttles or
 	// blocks a publishing connection, the acknowledgements of consumers,
 	// on the other one, still flow.
-	b.pub = newLink("publish", addrs, &b.o)
-	b.sub = newLink("consume", addrs, &b.o)
+	b.pub = newLink("publish", brokers, &b.o)
+	b.sub = newLink("consume", brokers, &b.o)
 	b.w = newWriter(b)
 	return b, nil
 }

@@ -8,7 +8,13 @@
 //	  settings: {vhost: /, username: vrpc, password: secret, queue_type: quorum}
 //
 // rpc_bus.brokers are host:port (default 127.0.0.1:5672; the port defaults
-// to 5672, or 5671 with TLS); the bus connects to the first that answers.
+// to 5672, or 5671 with TLS) or AMQP URIs,
+// amqp://user:password@host:port/vhost, or amqps:// for TLS (port 5671):
+// a URI's user, password and vhost (percent-encoded: %2f is "/"; none, or
+// an empty one, is the vhost setting) replace the settings for that
+// broker, and amqps:// turns TLS on for it. URI parameters are not taken.
+// The password is redacted wherever an address is shown. The bus connects
+// to the first broker that answers.
 // It takes these rpc_bus.settings:
 //
 //	vhost              virtual host; default /

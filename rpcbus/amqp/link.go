@@ -30,13 +30,14 @@ const (
 // their own channels on it; when it is lost their channels close, and they
 // come back to get for the next one.
 type link struct {
-	role   string // "publish" or "consume", in logs and the connection name
-	addrs  []string
-	o      *options
-	ctx    context.Context // ends when the link stops
-	cancel context.CancelFunc
-	stop   <-chan struct{} // ctx.Done()
-	done   chan struct{}
+	role    string // "publish" or "consume", in logs and the connection name
+	brokers []broker
+	addrs   []string // the brokers' host:port, for errors
+	o       *options
+	ctx     context.Context // ends when the link stops
+	cancel  context.CancelFunc
+	stop    <-chan struct{} // ctx.Done()
+	done    chan struct{}
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while down
@@ -46,10 +47,15 @@ type link struct {
 	dialing net.Conn         // the socket being dialled, closed by shutdown
 }
 
-func newLink(role string, addrs []string, o *options) *link {
+func newLink(role string, brokers []broker, o *options) *link {
 	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make([]string, len(brokers))
+	for i, br := range brokers {
+		addrs[i] = br.addr
+	}
 	l := &link{
 		role:    role,
+		brokers: brokers,
 		addrs:   addrs,
 		o:       o,
 		ctx:     ctx,
@@ -68,8 +74,9 @@ func (l *link) run() {
 	bo := l.backoff()
 	wasUp := false
 	for i := 0; ; i++ {
-		addr := l.addrs[i%len(l.addrs)]
-		conn, err := l.dial(addr)
+		br := l.brokers[i%len(l.brokers)]
+		addr := br.addr
+		conn, err := l.dial(br)
 		if err != nil {
 			l.mu.Lock()
 			l.lastErr = fmt.Errorf("dialling %s: %w", addr, err)
@@ -169,12 +176,13 @@ func (l *link) markDown(err error) {
 	l.lastErr = err
 }
 
-// dial opens a connection to addr. The socket is dialled with the link's
+// dial opens a connection to br. The socket is dialled with the link's
 // stop in mind, and the TLS and AMQP handshakes are bounded by
 // dial_timeout.
-func (l *link) dial(addr string) (*amqp.Connection, error) {
+func (l *link) dial(br broker) (*amqp.Connection, error) {
+	addr := br.addr
 	timeout := time.Duration(l.o.DialTimeout)
-	cfg := l.o.amqpConfig(l.role)
+	cfg := l.o.amqpConfig(l.role, br)
 	cfg.Dial = func(network, a string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(l.ctx, timeout)
 		defer cancel()

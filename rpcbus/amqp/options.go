@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,59 +152,122 @@ func (o *options) validate() error {
 // tls_* key is.
 func (o *options) useTLS() bool { return o.Enabled() }
 
-// brokerAddrs checks rpc_bus.brokers and returns them as host:port, with
-// the AMQP port (5671 with TLS) where none is given.
-func brokerAddrs(brokers []string, useTLS bool) ([]string, error) {
+// broker is one entry of rpc_bus.brokers, as dialled.
+type broker struct {
+	addr string // host:port, without credentials
+	tls  bool
+	// user and password, when the entry is a URL with user information,
+	// replace the username and password settings for this broker.
+	user, password string
+	hasUser        bool
+	// vhost, when not empty, replaces the vhost setting for this broker.
+	vhost string
+}
+
+// brokerForms says what rpc_bus.brokers entries may be.
+const brokerForms = "want host:port, or amqp://[user:password@]host[:port][/vhost], or amqps://... for TLS"
+
+// parseBrokers checks rpc_bus.brokers. An entry is host:port (the port
+// defaults to 5672, or 5671 with TLS) or an AMQP URI,
+// amqp://user:password@host:port/vhost, or amqps:// for TLS: its user,
+// password and vhost override the settings for that broker. tls is on for
+// every broker when useTLS (a tls_* setting), else for amqps:// ones.
+func parseBrokers(brokers []string, useTLS bool) ([]broker, error) {
 	if len(brokers) == 0 {
 		brokers = []string{defaultHost}
 	}
-	port := defaultPort
-	if useTLS {
-		port = defaultTLSPort
-	}
-	addrs := make([]string, 0, len(brokers))
+	out := make([]broker, 0, len(brokers))
 	for i, b := range brokers {
 		key := "rpc_bus.brokers[" + strconv.Itoa(i) + "]"
-		if strings.Contains(b, "://") || strings.ContainsAny(b, "@/") {
-			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: give host:port; the user, password, "+
-				"vhost and TLS go in rpc_bus.settings (username, password, vhost, tls)", rpcbus.RedactAddress(b))}
+		bad := func(format string, args ...any) error {
+			return &SettingError{Key: key, Problem: fmt.Sprintf("%q: ", rpcbus.RedactAddress(b)) + fmt.Sprintf(format, args...)}
 		}
-		host, p, err := net.SplitHostPort(b)
-		if err != nil {
-			host, p = b, port // no port
-			if strings.Count(b, ":") > 1 && !strings.HasPrefix(b, "[") {
-				return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: write an IPv6 address as [addr]:port", b)}
+		br := broker{tls: useTLS}
+		var host, p string
+		if scheme, _, ok := strings.Cut(b, "://"); ok {
+			switch strings.ToLower(scheme) {
+			case "amqp":
+			case "amqps":
+				br.tls = true
+			default:
+				return nil, bad("scheme %q is not supported (%s)", scheme, brokerForms)
+			}
+			u, err := url.Parse(b)
+			if err != nil {
+				return nil, bad("not a URL (%s)", brokerForms)
+			}
+			if u.RawQuery != "" || u.Fragment != "" {
+				return nil, bad("URI parameters are not supported: put them in rpc_bus.settings (%s)", brokerForms)
+			}
+			if u.User != nil {
+				br.hasUser = true
+				br.user = u.User.Username()
+				br.password, _ = u.User.Password()
+				if br.user == "" {
+					return nil, bad("empty user name (%s)", brokerForms)
+				}
+			}
+			if len(u.Path) > 1 {
+				br.vhost = u.Path[1:]
+			}
+			host, p = u.Hostname(), u.Port()
+		} else {
+			if strings.ContainsAny(b, "@/") {
+				return nil, bad("%s", brokerForms)
+			}
+			var err error
+			host, p, err = net.SplitHostPort(b)
+			if err != nil {
+				if strings.Count(b, ":") > 1 && !strings.HasPrefix(b, "[") {
+					return nil, bad("write an IPv6 address as [addr]:port")
+				}
+				host, p = b, "" // no port
+			}
+		}
+		if p == "" {
+			p = defaultPort
+			if br.tls {
+				p = defaultTLSPort
 			}
 		}
 		if host == "" {
-			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: no host", b)}
+			return nil, bad("no host (%s)", brokerForms)
 		}
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, &SettingError{Key: key, Problem: fmt.Sprintf("%q: bad port %q", b, p)}
+			return nil, bad("bad port %q (%s)", p, brokerForms)
 		}
-		addrs = append(addrs, net.JoinHostPort(host, p))
+		br.addr = net.JoinHostPort(host, p)
+		out = append(out, br)
 	}
-	return addrs, nil
+	return out, nil
 }
 
-// amqpConfig is the connection configuration of every dial.
-func (o *options) amqpConfig(role string) amqp.Config {
+// amqpConfig is the connection configuration of a dial to br.
+func (o *options) amqpConfig(role string, br broker) amqp.Config {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(o.ConnectionName + " (" + role + ")")
 	// A fresh PlainAuth each time: the library may clear credentials it
 	// was given once the handshake is done.
-	var auth amqp.Authentication = &amqp.PlainAuth{Username: o.Username, Password: o.Password}
+	user, password := o.Username, o.Password
+	if br.hasUser {
+		user, password = br.user, br.password
+	}
+	vhost := o.Vhost
+	if br.vhost != "" {
+		vhost = br.vhost
+	}
+	var auth amqp.Authentication = &amqp.PlainAuth{Username: user, Password: password}
 	if o.AuthMechanism == "external" {
 		auth = &amqp.ExternalAuth{}
 	}
 	c := amqp.Config{
 		SASL:       []amqp.Authentication{auth},
-		Vhost:      o.Vhost,
+		Vhost:      vhost,
 		Heartbeat:  time.Duration(o.Heartbeat),
 		Properties: props,
 		Locale:     "en_US",
 	}
-	if o.tls != nil {
+	if br.tls && o.tls != nil {
 		c.TLSClientConfig = o.tls.Clone()
 	}
 	return c

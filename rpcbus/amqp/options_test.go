@@ -79,8 +79,8 @@ func TestSettings(t *testing.T) {
 			key: "rpc_bus.settings.tls_ca_file", want: ""},
 		{name: "bad key pair", settings: map[string]any{"tls_cert_file": keyFile, "tls_key_file": keyFile},
 			key: "rpc_bus.settings.tls_cert_file", want: "key pair"},
-		{name: "URI broker", brokers: []string{"amqp://guest:guest@localhost:5672/"},
-			key: "rpc_bus.brokers[0]", want: "give host:port"},
+		{name: "user without scheme", brokers: []string{"guest:guest@localhost:5672"},
+			key: "rpc_bus.brokers[0]", want: "want host:port, or amqp://"},
 		{name: "bad port", brokers: []string{"127.0.0.1:5672", "localhost:http"},
 			key: "rpc_bus.brokers[1]", want: "bad port"},
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,14 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	brokers := cfg.Brokers
 	if len(brokers) == 0 {
 		brokers = []string{defaultBroker}
+	}
+	for i, b := range brokers {
+		// Kafka has no URL convention: a scheme or user information would
+		// reach the dialler as part of the host name.
+		if strings.TrimSpace(b) == "" || strings.Contains(b, "://") || strings.ContainsAny(b, "@/") {
+			return nil, fmt.Errorf("rpc_bus.brokers[%d] %q: want host:port (the port defaults to 9092); "+
+				"SASL credentials and TLS go in rpc_bus.settings (sasl_*, tls)", i, rpcbus.RedactAddress(b))
+		}
 	}
 	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
 	if err != nil {

@@ -11,6 +11,12 @@
 //	    password: secret
 //	    session_expiry: 5m
 //
+// A broker is host:port, or a URL: mqtt:// or tcp:// for plain TCP,
+// mqtts://, ssl:// or tls:// for TLS, with optional user information
+// (mqtts://user:password@host:8883) that replaces the username and
+// password settings for that broker. The password is redacted wherever an
+// address is shown.
+//
 // # Topics
 //
 // A vRPC topic name's '.'s become MQTT topic levels: vrpc.requests.demo is

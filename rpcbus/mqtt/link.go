@@ -370,10 +370,14 @@ func (b *Bus) connect(ctx context.Context, br broker, cfg linkConfig, cleanStart
 		WillMessage:    cfg.will,
 		WillProperties: cfg.willProps,
 	}
-	if b.o.Username != "" {
-		cp.Username, cp.UsernameFlag = b.o.Username, true
-		if b.o.Password != "" {
-			cp.Password, cp.PasswordFlag = []byte(b.o.Password), true
+	user, password := b.o.Username, b.o.Password
+	if br.hasUser {
+		user, password = br.user, br.password
+	}
+	if user != "" {
+		cp.Username, cp.UsernameFlag = user, true
+		if password != "" {
+			cp.Password, cp.PasswordFlag = []byte(password), true
 		}
 	}
 	ca, err := c.cl.Connect(ctx, cp)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -125,31 +126,59 @@ func (o *options) validate() error {
 }
 
 // broker is one entry of rpc_bus.brokers: host:port, optionally with a
-// scheme (tcp://, mqtt://, ssl://, tls://, mqtts://) that chooses TLS.
+// scheme (tcp://, mqtt://, ssl://, tls://, mqtts://) that chooses TLS and
+// user information (user:password@) that replaces the username and
+// password settings for this broker.
 type broker struct {
-	addr string
+	addr string // host:port, without credentials
 	tls  bool
+	// user and password, when hasUser, are the URL's.
+	user, password string
+	hasUser        bool
 }
+
+// brokerForms says what rpc_bus.brokers entries may be.
+const brokerForms = "want host:port, or mqtt://[user:password@]host:port (also tcp://), or mqtts://... (also ssl://, tls://) for TLS"
 
 func parseBrokers(list []string, o *options) ([]broker, error) {
 	if len(list) == 0 {
 		list = []string{defaultBroker}
 	}
 	out := make([]broker, 0, len(list))
-	for _, s := range list {
+	for i, s := range list {
 		b := broker{addr: s, tls: o.Enabled()}
-		if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("rpc_bus.brokers[%d] %q: %s", i, rpcbus.RedactAddress(s), fmt.Sprintf(format, args...))
+		}
+		if scheme, _, ok := strings.Cut(s, "://"); ok {
 			switch strings.ToLower(scheme) {
 			case "tcp", "mqtt":
 			case "ssl", "tls", "mqtts":
 				b.tls = true
 			default:
-				return nil, fmt.Errorf("rpc_bus.brokers: %q: scheme %q is not supported (want tcp://, mqtt://, tls://, ssl:// or mqtts://)", rpcbus.RedactAddress(s), scheme)
+				return nil, bad("scheme %q is not supported (%s)", scheme, brokerForms)
 			}
-			b.addr = rest
+			u, err := url.Parse(s)
+			if err != nil {
+				return nil, bad("not a URL (%s)", brokerForms)
+			}
+			if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+				return nil, bad("a path or parameters are not supported (%s)", brokerForms)
+			}
+			if u.User != nil {
+				b.hasUser = true
+				b.user = u.User.Username()
+				b.password, _ = u.User.Password()
+				if b.user == "" {
+					return nil, bad("empty user name (%s)", brokerForms)
+				}
+			}
+			b.addr = u.Host
+		} else if strings.Contains(s, "@") {
+			return nil, bad("%s", brokerForms)
 		}
 		if _, _, err := net.SplitHostPort(b.addr); err != nil {
-			return nil, fmt.Errorf("rpc_bus.brokers: %q: want host:port (%v)", rpcbus.RedactAddress(s), err)
+			return nil, bad("%v (%s)", err, brokerForms)
 		}
 		out = append(out, b)
 	}

@@ -66,8 +66,8 @@ func TestSettings(t *testing.T) {
 		{"ca not pem", map[string]any{"tls_ca_file": notPEM}, nil, "rpc_bus.settings.tls_ca_file: " + notPEM + " holds no PEM certificate"},
 		{"cert without key", map[string]any{"tls_cert_file": certFile}, nil, "rpc_bus.settings.tls_key_file: is missing"},
 		{"key without cert", map[string]any{"tls_key_file": keyFile}, nil, "rpc_bus.settings.tls_cert_file: is missing"},
-		{"bad scheme", nil, []string{"ws://broker:80"}, `rpc_bus.brokers: "ws://broker:80": scheme "ws" is not supported`},
-		{"no port", nil, []string{"broker"}, `rpc_bus.brokers: "broker": want host:port`},
+		{"bad scheme", nil, []string{"ws://broker:80"}, `rpc_bus.brokers[0] "ws://broker:80": scheme "ws" is not supported`},
+		{"no port", nil, []string{"broker"}, `rpc_bus.brokers[0] "broker": address broker: missing port in address (want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,6 +66,10 @@ var _ interface {
 	rpcbus.TopicCreator
 } = (*Bus)(nil)
 
+// serverForms says what rpc_bus.brokers entries may be.
+const serverForms = "want host:port, nats://[user:password@]host:port, nats://token@host:port, or tls://... for TLS " +
+	"(ws:// and wss:// for WebSocket)"
+
 // New connects a bus of type nats to the servers in cfg.Brokers (default
 // nats://127.0.0.1:4222), configured by cfg.Settings as the package
 // documentation describes. It fails if no server can be reached now; once
@@ -82,6 +86,13 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	for i, s := range servers {
 		if strings.TrimSpace(s) == "" {
 			return nil, fmt.Errorf("rpc_bus.brokers[%d] is empty: give a NATS server address such as %s", i, defaultServer)
+		}
+		if scheme, _, ok := strings.Cut(s, "://"); ok {
+			switch strings.ToLower(scheme) {
+			case "nats", "tls", "ws", "wss":
+			default:
+				return nil, fmt.Errorf("rpc_bus.brokers[%d] %q: scheme %q is not supported (%s)", i, rpcbus.RedactAddress(s), scheme, serverForms)
+			}
 		}
 	}
 	b := &Bus{

@@ -56,6 +56,7 @@ func TestSettings(t *testing.T) {
 		{nil, map[string]any{"storage": "tape"}, "rpc_bus.settings.storage"},
 		{nil, map[string]any{"tls_cert_file": "/nonexistent/cert.pem", "tls_key_file": "/nonexistent/key.pem"}, "rpc_bus.settings.tls_cert_file"},
 		{[]string{serverAddr, " "}, nil, "rpc_bus.brokers[1] is empty"},
+		{[]string{serverAddr, "http://alice:s3cret@127.0.0.1:4222"}, nil, `rpc_bus.brokers[1] "http://alice:xxxxx@127.0.0.1:4222": scheme "http" is not supported (want host:port, nats://`},
 	} {
 		_, err := nats.New(rpcbus.Config{Type: "nats", Brokers: tc.brokers, Settings: tc.settings})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -82,7 +82,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := brokerAddr(cfg.Brokers)
+	addr, err := brokerAddr(cfg.Brokers, &o)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,12 @@
 // Package redis carries vRPC over Redis Streams, with go-redis.
 //
 // Importing the package registers rpc_bus type redis: a client of one Redis
-// server (rpc_bus.brokers, one host:port, default 127.0.0.1:6379; Redis
-// Cluster and Sentinel are not supported). It needs Redis 6.2 or later
+// server (rpc_bus.brokers, one address, default 127.0.0.1:6379; Redis
+// Cluster and Sentinel are not supported). The address is host:port or a
+// URL in go-redis's form, redis://[user:password@]host[:port][/db], or
+// rediss:// for TLS: the URL's user, password and database override the
+// username, password and db settings, and rediss:// turns TLS on. The
+// password is redacted wherever the address is shown. It needs Redis 6.2 or later
 // (XAUTOCLAIM, XADD NOMKSTREAM) and is tested on 7.0.
 //
 //	rpc_bus:

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -117,19 +118,56 @@ func (o *options) validate() error {
 	return nil
 }
 
-// brokerAddr returns the one server address of cfg.Brokers.
-func brokerAddr(brokers []string) (string, error) {
+// brokerAddr returns the one server address of cfg.Brokers as host:port.
+// It is host:port, or a URL in go-redis's form,
+// redis://[user:password@]host[:port][/db], or rediss:// for TLS: the
+// URL's user, password and database override the username, password and
+// db settings, and rediss:// turns TLS on (with the tls_* settings, if
+// any). The address returned carries no credentials.
+func brokerAddr(brokers []string, o *options) (string, error) {
 	switch len(brokers) {
 	case 0:
 		return defaultBroker, nil
 	case 1:
 	default:
-		return "", fmt.Errorf("rpc_bus.brokers %q: the redis bus takes one host:port (Redis Cluster and Sentinel are not supported)", rpcbus.RedactAddresses(brokers))
+		return "", fmt.Errorf("rpc_bus.brokers %q: the redis bus takes one address (Redis Cluster and Sentinel are not supported)", rpcbus.RedactAddresses(brokers))
 	}
-	if _, _, err := net.SplitHostPort(brokers[0]); err != nil {
-		return "", fmt.Errorf("rpc_bus.brokers %q: want host:port: %w", rpcbus.RedactAddress(brokers[0]), rpcbus.RedactError(err, brokers))
+	b := brokers[0]
+	const forms = "want host:port, redis://[user:password@]host[:port][/db] or rediss://... for TLS"
+	if !strings.Contains(b, "://") {
+		if _, _, err := net.SplitHostPort(b); err != nil || strings.Contains(b, "@") {
+			return "", fmt.Errorf("rpc_bus.brokers[0] %q: %s", rpcbus.RedactAddress(b), forms)
+		}
+		return b, nil
 	}
-	return brokers[0], nil
+	scheme, _, _ := strings.Cut(b, "://")
+	switch strings.ToLower(scheme) {
+	case "redis", "rediss":
+	default:
+		return "", fmt.Errorf("rpc_bus.brokers[0] %q: scheme %q is not supported (%s)", rpcbus.RedactAddress(b), scheme, forms)
+	}
+	pu, err := url.Parse(b)
+	if err == nil && (pu.RawQuery != "" || pu.Fragment != "") {
+		return "", fmt.Errorf("rpc_bus.brokers[0] %q: URL parameters are not supported: put them in rpc_bus.settings", rpcbus.RedactAddress(b))
+	}
+	u, err := goredis.ParseURL(strings.ToLower(scheme) + b[len(scheme):])
+	if err != nil {
+		return "", fmt.Errorf("rpc_bus.brokers[0] %q: %v (%s)", rpcbus.RedactAddress(b), rpcbus.RedactError(err, brokers), forms)
+	}
+	if u.Username != "" {
+		o.Username = u.Username
+	}
+	if u.Password != "" {
+		o.Password = u.Password
+	}
+	if pu != nil && strings.Trim(pu.Path, "/") != "" {
+		o.DB = u.DB
+	}
+	if u.TLSConfig != nil && o.tlsConfig == nil {
+		// rediss:// without tls_* keys: the defaults, which cannot fail.
+		o.tlsConfig, _ = (&settings.TLS{TLS: true}).Config()
+	}
+	return u.Addr, nil
 }
 
 // clientOptions returns the go-redis options of the bus's shared client

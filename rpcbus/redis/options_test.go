@@ -75,9 +75,9 @@ func TestSettings(t *testing.T) {
 		{name: "key not matching", settings: map[string]any{"tls_cert_file": cert, "tls_key_file": ca},
 			want: "rpc_bus.settings.tls_cert_file: loading the key pair", key: "rpc_bus.settings.tls_cert_file"},
 		{name: "two brokers", brokers: []string{"a:6379", "b:6379"},
-			want: `rpc_bus.brokers ["a:6379" "b:6379"]: the redis bus takes one host:port`},
+			want: `rpc_bus.brokers ["a:6379" "b:6379"]: the redis bus takes one address`},
 		{name: "broker without port", brokers: []string{"redis.local"},
-			want: `rpc_bus.brokers "redis.local": want host:port`},
+			want: `rpc_bus.brokers[0] "redis.local": want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
