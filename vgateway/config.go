@@ -10,9 +10,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/conf"
-
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // Defaults of the gateway section, applied by conf.Load through the struct
@@ -217,9 +216,10 @@ func (c *FileConfig) Validate() error {
 }
 
 // LoadConfig loads client.yaml, gateway section included, into cfg with
-// go-zero's conf (${ENV} references are expanded) and applies the defaults.
+// vconfig.LoadFile (${ENV} references are expanded, unknown keys are an
+// error) and applies the defaults.
 func LoadConfig(file string, cfg *FileConfig) error {
-	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
+	if err := vconfig.LoadFile(file, cfg); err != nil {
 		return fmt.Errorf("client config %s: %w", file, err)
 	}
 	cfg.Config.SetDefaults()
