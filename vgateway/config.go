@@ -14,7 +14,7 @@ import (
 	"github.com/nextpkg/vrpc/vconfig"
 )
 
-// Defaults of the gateway section, applied by conf.Load through the struct
+// Defaults of the gateway section, applied by LoadConfig through the struct
 // tags and by Config.SetDefaults for configs built in Go.
 const (
 	DefaultListen          = "127.0.0.1:9000"
@@ -210,7 +210,7 @@ type FileConfig struct {
 }
 
 // Validate reports every invalid value of the client and the gateway
-// sections, naming their YAML keys. go-zero's conf.Load calls it.
+// sections, naming their YAML keys. LoadConfig calls it.
 func (c *FileConfig) Validate() error {
 	return errors.Join(c.Config.Validate(), c.Gateway.Validate())
 }
