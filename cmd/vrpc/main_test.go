@@ -20,8 +20,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// go-zero starts goroutines from init for the life of the process
-	// (proc watches signals, stat samples CPU usage): ignore those.
+	// Goroutines dependencies start from init for the life of the
+	// process: ignore those.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
