@@ -47,10 +47,10 @@ func ParseTargetSettings(name string, m map[string]any) (TargetSettings, error) 
 	return vconfig.ParseTargetSettings(name, m)
 }
 
-// LoadConfig loads server.yaml into cfg with go-zero's conf, expanding
-// ${ENV} references.
+// LoadConfig loads server.yaml into cfg, expanding ${ENV} references; an
+// unknown key is an error (see vconfig.LoadFile).
 func LoadConfig(file string, cfg *Config) error { return vconfig.Load(file, cfg) }
 
-// LoadClientConfig loads client.yaml into cfg with go-zero's conf,
-// expanding ${ENV} references.
+// LoadClientConfig loads client.yaml into cfg as LoadConfig does
+// server.yaml.
 func LoadClientConfig(file string, cfg *ClientConfig) error { return vconfig.LoadClient(file, cfg) }

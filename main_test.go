@@ -1,14 +1,14 @@
 package vrpc_test
 
 import (
+	"log/slog"
 	"testing"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	goleak.VerifyTestMain(m,
 		// Process-lifetime goroutines go-zero starts in package init (signal
 		// handling, CPU sampling for zrpc's load shedding), not ours.

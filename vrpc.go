@@ -63,7 +63,7 @@ func WithConfig(cfg ClientConfig) InitOption {
 }
 
 // WithConfigFile loads the client configuration from a YAML (or JSON,
-// TOML) file with go-zero's conf.
+// TOML) file, strictly (LoadClientConfig).
 func WithConfigFile(path string) InitOption {
 	return initOptionFunc(func(o *initOptions) { o.file = path })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/metadata"
 
@@ -29,7 +29,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	// go-redis logs every failed dial: many a second while a test's Redis
 	// is down on purpose.
 	redis.SetLogger(quietRedis{})

@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -29,6 +29,7 @@ import (
 // Client publishes calls to the bus and routes each reply back to the call
 // that is waiting for it. It is safe for concurrent use.
 type Client struct {
+	log     *slog.Logger
 	cfg     Config
 	bus     rpcbus.Bus
 	ownsBus bool
@@ -79,6 +80,7 @@ type Option interface{ apply(*options) }
 type options struct {
 	bus rpcbus.Bus
 	tp  trace.TracerProvider
+	log *slog.Logger
 }
 
 type optionFunc func(*options)
@@ -91,6 +93,12 @@ func WithBus(bus rpcbus.Bus) Option {
 	return optionFunc(func(o *options) { o.bus = bus })
 }
 
+// WithLogger makes the client log through log instead of slog.Default():
+// replies it drops, configuration warnings, and every call with debug: true.
+func WithLogger(log *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.log = log })
+}
+
 // New opens the bus and the client's reply inbox; once it returns, replies
 // to every request the client publishes are certain to reach it.
 func New(cfg Config, opts ...Option) (*Client, error) {
@@ -98,14 +106,18 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var o options
+	o := options{log: slog.Default()}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
 	if o.bus == nil { // a bus given is its owner's to warn about
-		vconfig.WarnOnce(cfg.SecurityWarnings()...)
+		vconfig.WarnOnce(o.log, cfg.SecurityWarnings()...)
 	}
 	c := &Client{
+		log:      o.log,
 		cfg:      cfg,
 		bus:      o.bus,
 		idPrefix: cfg.ClientID + "-" + randomHex(6) + "-",
@@ -115,6 +127,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	var err error
 	if c.signer, err = newSigner(cfg); err != nil {
 		return nil, err
+	}
+	if c.signer != nil {
+		c.signer.log = c.log
 	}
 	if c.bus == nil {
 		bus, err := rpcbus.New(cfg.RpcBus)
@@ -256,14 +271,14 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 	select {
 	case resp := <-ch:
 		if c.cfg.Debug {
-			logx.Infof("vrpc: call %s %s %s: %s", req.Id, target, method, codes.Code(resp.GetStatus().GetCode()))
+			c.infof("vrpc: call %s %s %s: %s", req.Id, target, method, codes.Code(resp.GetStatus().GetCode()))
 		}
 		return resp, nil
 	case <-ctx.Done():
 		c.forget(seq)
 		err := status.FromContextError(ctx.Err()).Err()
 		if c.cfg.Debug {
-			logx.Infof("vrpc: call %s %s %s: %v", req.Id, target, method, err)
+			c.infof("vrpc: call %s %s %s: %v", req.Id, target, method, err)
 		}
 		return nil, err
 	}
@@ -419,7 +434,7 @@ func notPublished(ctx context.Context, topic string, err error) error {
 func (c *Client) onReply(m *rpcbus.Message) {
 	resp, err := codec.DecodeResponse(m.Value)
 	if err != nil {
-		logx.Errorf("vrpc: dropping undecodable reply on %s: %v", m.Topic, err)
+		c.errorf("vrpc: dropping undecodable reply on %s: %v", m.Topic, err)
 		return
 	}
 	rest, ok := strings.CutPrefix(resp.Id, c.idPrefix)
@@ -553,4 +568,19 @@ func (r *Response) GetPayload() []byte {
 		return nil
 	}
 	return r.Payload
+}
+
+// Logger returns the logger the client logs through (WithLogger), for the
+// programs built on it, such as the gateway, to log alongside.
+func (c *Client) Logger() *slog.Logger { return c.log }
+
+func (c *Client) infof(format string, args ...any) { logf(c.log, slog.LevelInfo, format, args...) }
+
+func (c *Client) errorf(format string, args ...any) { logf(c.log, slog.LevelError, format, args...) }
+
+func logf(log *slog.Logger, level slog.Level, format string, args ...any) {
+	ctx := context.Background()
+	if log.Enabled(ctx, level) {
+		log.Log(ctx, level, fmt.Sprintf(format, args...))
+	}
 }

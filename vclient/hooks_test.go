@@ -2,12 +2,12 @@ package vclient_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,7 +41,7 @@ func (h *heldDemo) Ping(_ context.Context, r *demo.Request) (*demo.Response, err
 // collector: calls by code, the reply latency histogram, timeouts, the
 // pending gauge, and a reply that came after its call had given up.
 func TestClientMetrics(t *testing.T) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package vclient_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -56,7 +56,7 @@ func (s *sizedDemo) Ping(ctx context.Context, r *demo.Request) (*demo.Response, 
 // loopback, as target "demo", and a client configured by cfg.
 func limitsDeployment(t *testing.T, bus rpcbus.Config, cfg vclient.Config) (*vclient.Client, *sizedDemo) {
 	t.Helper()
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

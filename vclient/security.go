@@ -3,10 +3,9 @@ package vclient
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/vrpcpb"
@@ -23,6 +22,7 @@ type keys struct {
 
 // signer is a client's security at work.
 type signer struct {
+	log     *slog.Logger
 	encrypt bool
 	keys    atomic.Pointer[keys]
 	lastLog atomic.Int64 // unix nanoseconds of the last forged-reply log line
@@ -96,7 +96,7 @@ func (s *signer) forged(topic, id string, err error) {
 	if len(id) > 128 {
 		id = id[:128] + "…"
 	}
-	logx.Errorf("vrpc: dropping a reply on %s for %q that does not verify (%v); the call waits for the real one", topic, id, err)
+	logf(s.log, slog.LevelError, "vrpc: dropping a reply on %s for %q that does not verify (%v); the call waits for the real one", topic, id, err)
 }
 
 // ReloadKeys reads the client's key and the server keys again (the

@@ -9,7 +9,7 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
-// Defaults of the client configuration, applied by conf.Load through the
+// Defaults of the client configuration, applied by LoadFile through the
 // struct tags and by ClientConfig.SetDefaults for configs built in Go
 // (DefaultRetryCount by the struct tags alone: see SetDefaults).
 const (
@@ -134,8 +134,8 @@ func (c *ClientConfig) SetDefaults() {
 	}
 }
 
-// Validate reports every invalid value, each naming its YAML key. go-zero's
-// conf.Load calls it after loading.
+// Validate reports every invalid value, each naming its YAML key. LoadClient
+// calls it after loading.
 func (c *ClientConfig) Validate() error {
 	errs := []error{
 		rpcbus.CheckName("client_id", c.ClientID),

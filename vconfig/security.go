@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/conf"
-
 	"github.com/nextpkg/vrpc/codec/seal"
 )
 
@@ -223,7 +221,7 @@ type keysFile struct {
 // LoadKeysFile reads a keys file (security.keys_file), expanding ${ENV}.
 func LoadKeysFile(path string) (map[string]*Client, error) {
 	var f keysFile
-	if err := conf.Load(path, &f, conf.UseEnv()); err != nil {
+	if err := LoadFile(path, &f); err != nil {
 		return nil, fmt.Errorf("security.keys_file %s: %w", path, err)
 	}
 	return ClientKeys("security.keys_file "+path+": clients", f.Clients)

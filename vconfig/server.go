@@ -12,7 +12,7 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
-// Defaults of the server configuration, applied by conf.Load through the
+// Defaults of the server configuration, applied by LoadFile through the
 // struct tags and by Config.SetDefaults for configs built in Go.
 const (
 	DefaultServerName     = "vrpc-server"
@@ -265,8 +265,8 @@ func (c *Config) SetDefaults() {
 	c.Security.setDefaults()
 }
 
-// Validate reports every invalid value, naming its YAML key. go-zero's
-// conf.Load calls it after loading.
+// Validate reports every invalid value, naming its YAML key. Load calls
+// it after loading.
 func (c *Config) Validate() error {
 	errs := []error{
 		rpcbus.CheckName("name", c.Name),

@@ -2,12 +2,11 @@ package vconfig
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"strings"
 	"sync"
-
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/rpcbus"
 )
@@ -148,13 +147,13 @@ func (c *ClientConfig) SecurityWarnings() []string {
 
 var warned sync.Map // warning → struct{}
 
-// WarnOnce logs each warning, as an error so that it shows at every log
+// WarnOnce logs each warning to log, as an error so that it shows at every log
 // level, once per process: a server, client and gateway in one process
 // that share a bus configuration say it once.
-func WarnOnce(warnings ...string) {
+func WarnOnce(log *slog.Logger, warnings ...string) {
 	for _, w := range warnings {
 		if _, dup := warned.LoadOrStore(w, struct{}{}); !dup {
-			logx.Errorf("vrpc: WARNING: %s", w)
+			log.Error("vrpc: WARNING: " + w)
 		}
 	}
 }

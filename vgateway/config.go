@@ -10,12 +10,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/conf"
-
 	"github.com/nextpkg/vrpc/vclient"
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
-// Defaults of the gateway section, applied by conf.Load through the struct
+// Defaults of the gateway section, applied by LoadConfig through the struct
 // tags and by Config.SetDefaults for configs built in Go.
 const (
 	DefaultListen          = "127.0.0.1:9000"
@@ -211,15 +210,16 @@ type FileConfig struct {
 }
 
 // Validate reports every invalid value of the client and the gateway
-// sections, naming their YAML keys. go-zero's conf.Load calls it.
+// sections, naming their YAML keys. LoadConfig calls it.
 func (c *FileConfig) Validate() error {
 	return errors.Join(c.Config.Validate(), c.Gateway.Validate())
 }
 
 // LoadConfig loads client.yaml, gateway section included, into cfg with
-// go-zero's conf (${ENV} references are expanded) and applies the defaults.
+// vconfig.LoadFile (${ENV} references are expanded, unknown keys are an
+// error) and applies the defaults.
 func LoadConfig(file string, cfg *FileConfig) error {
-	if err := conf.Load(file, cfg, conf.UseEnv()); err != nil {
+	if err := vconfig.LoadFile(file, cfg); err != nil {
 		return fmt.Errorf("client config %s: %w", file, err)
 	}
 	cfg.Config.SetDefaults()

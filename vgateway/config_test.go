@@ -84,3 +84,42 @@ func TestLoadConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigUnknownKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ yaml, want string }{
+		{"rpc_bus: {type: memory}\ngateway: {listn: 127.0.0.1:0}\n", "gateway.listn: unknown key (did you mean listen?)"},
+		{"rpc_bus: {type: memory}\ngateway: {keepalive: {min_tme: 1s}}\n", "gateway.keepalive.min_tme: unknown key (did you mean min_time?)"},
+		{"rpc_bus: {type: memory, setings: {}}\n", "rpc_bus.setings: unknown key (did you mean settings?)"},
+		{"rpc_bus: {type: memory}\nmax_pendng: 1\n", "max_pendng: unknown key (did you mean max_pending?)"},
+	} {
+		var cfg vgateway.FileConfig
+		err := vgateway.LoadConfig(writeFile(t, tc.yaml), &cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// The example client.yaml loads with its gateway section, and the README's
+// client.yaml block has no key the gateway does not know (its files do not
+// exist here, so Validate may fail, but not on a key).
+func TestLoadConfigExamples(t *testing.T) {
+	t.Parallel()
+	var cfg vgateway.FileConfig
+	if err := vgateway.LoadConfig("../example/client.yaml", &cfg); err != nil {
+		t.Error(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "### client.yaml\n\n```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || !strings.Contains(block, "gateway:") {
+		t.Fatalf("README has no client.yaml block with a gateway section")
+	}
+	if err := vgateway.LoadConfig(writeFile(t, block), &cfg); err != nil && strings.Contains(err.Error(), "unknown key") {
+		t.Error(err)
+	}
+}

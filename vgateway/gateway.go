@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -64,8 +63,8 @@ func New(c *vclient.Client, cfg Config) (*Gateway, error) {
 	// The client could carry no more, either way: larger messages are
 	// refused at the gateway's edge, before they are read whole.
 	if clientMax := c.Config().MaxMessageBytes; cfg.MaxMessageBytes > clientMax {
-		logx.Infof("vrpc gateway: gateway.max_message_bytes %d is above the client's max_message_bytes %d: the gateway uses %d",
-			cfg.MaxMessageBytes, clientMax, clientMax)
+		c.Logger().Info(fmt.Sprintf("vrpc gateway: gateway.max_message_bytes %d is above the client's max_message_bytes %d: the gateway uses %d",
+			cfg.MaxMessageBytes, clientMax, clientMax))
 		cfg.MaxMessageBytes = clientMax
 	}
 	if cfg.MaxHeaderListBytes == 0 {
@@ -126,7 +125,7 @@ func (g *Gateway) Serve(lis net.Listener) error {
 	g.serving, g.lis = true, lis
 	g.mu.Unlock()
 	if !g.tls && !vconfig.Loopback(lis.Addr().String()) {
-		vconfig.WarnOnce(fmt.Sprintf("gateway: serving gRPC in plain text on %s, which other machines can reach; "+
+		vconfig.WarnOnce(g.c.Logger(), fmt.Sprintf("gateway: serving gRPC in plain text on %s, which other machines can reach; "+
 			"set gateway.tls_cert_file and tls_key_file (and tls_client_ca_file to require client certificates)", lis.Addr()))
 	}
 	g.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -181,7 +180,7 @@ func (g *Gateway) Stop() {
 		select {
 		case <-done:
 		case <-t.C:
-			logx.Errorf("vrpc gateway: calls still in flight after drain_timeout %v: ending them", g.cfg.DrainTimeout)
+			g.c.Logger().Error(fmt.Sprintf("vrpc gateway: calls still in flight after drain_timeout %v: ending them", g.cfg.DrainTimeout))
 			g.srv.Stop()
 			<-done
 		}

@@ -3,6 +3,7 @@ package vgateway_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,7 +29,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	// go-zero starts goroutines from init for the life of the process.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -174,7 +173,7 @@ func (r *reflector) listServices(ctx context.Context, pinned string) *rpb.Server
 		if len(failed) == len(targets) {
 			return errorResponse(code, "vrpc gateway: cannot list the services of %s", strings.Join(failed, "; "))
 		}
-		logx.Errorf("vrpc gateway: listing services without %s", strings.Join(failed, "; "))
+		r.g.c.Logger().Error("vrpc gateway: listing services without " + strings.Join(failed, "; "))
 	}
 	for _, svc := range ownServices {
 		seen[svc] = true

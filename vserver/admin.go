@@ -77,7 +77,7 @@ func (s *Server) pluginEnv() PluginEnv {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider, Version: version.Release}
+	return PluginEnv{Server: s.cfg.Name, Targets: names, Registerer: s.registry, TracerProvider: s.tracerProvider, Version: version.Release, Logger: s.log}
 }
 
 func (s *Server) subscription() rpcbus.Subscription {

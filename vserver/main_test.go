@@ -2,11 +2,11 @@ package vserver_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/reflection"
@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable() // also keeps the examples' output to what they print
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // also keeps the examples' output to what they print
 	goleak.VerifyTestMain(m,
 		// Process-lifetime goroutines go-zero starts in package init.
 		goleak.IgnoreCurrent(),

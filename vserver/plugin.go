@@ -2,8 +2,9 @@ package vserver
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nextpkg/vrpc/vconfig"
@@ -106,8 +107,8 @@ func startPlugins(ctx context.Context, built []builtPlugin) ([]builtPlugin, erro
 }
 
 // stopPlugins runs the Stop hooks of started plugins in reverse order.
-func stopPlugins(ctx context.Context, started []builtPlugin) {
+func stopPlugins(ctx context.Context, log *slog.Logger, started []builtPlugin) {
 	if err := plugin.StopAll(ctx, started); err != nil {
-		logx.Errorf("vrpc server: %v", err)
+		log.Error(fmt.Sprintf("vrpc server: %v", err))
 	}
 }

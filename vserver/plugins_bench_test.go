@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nextpkg/vrpc"
@@ -42,9 +42,9 @@ import (
 //
 //	go test -run '^$' -bench PluginChain -benchtime 20x ./vserver
 func BenchmarkPluginChain(b *testing.B) {
-	logx.SetLevel(logx.InfoLevel)
-	logx.SetWriter(logx.NewWriter(io.Discard))
-	b.Cleanup(logx.Disable) // as TestMain left it
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	b.Cleanup(func() { slog.SetDefault(old) }) // as TestMain left it
 
 	broker, err := embedded.Start("127.0.0.1:0")
 	if err != nil {
@@ -90,7 +90,7 @@ func BenchmarkPluginChain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { stopPlugins(context.Background(), started) })
+		b.Cleanup(func() { stopPlugins(context.Background(), slog.Default(), started) })
 		handlers[i] = h
 	}
 	var current atomic.Int32

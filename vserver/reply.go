@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
@@ -51,14 +50,14 @@ func (s *Server) replyStored(j *job) {
 	if err != nil {
 		// Such as a status message that is not UTF-8: answer with what can
 		// be sent rather than leave the caller waiting for its deadline.
-		logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
+		s.errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
 		st := &spb.Status{Code: int32(codes.Internal), Message: "vrpc: the reply could not be encoded: " + strings.ToValidUTF8(err.Error(), "?")}
 		if resp.Status != nil {
 			st.Code, st.Message = resp.Status.Code, strings.ToValidUTF8(resp.Status.Message, "\uFFFD")
 		}
 		body, err = s.encodeReply(j, &vrpcpb.Response{Id: req.Id, Status: st, ReceivedUnixNano: resp.ReceivedUnixNano, TargetNanos: resp.TargetNanos})
 		if err != nil {
-			logx.Errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
+			s.errorf("vrpc server %s: encode reply to %s: %v", s.cfg.Name, req.Id, err)
 			return
 		}
 	}
@@ -68,7 +67,7 @@ func (s *Server) replyStored(j *job) {
 			ttl = max(ttl, s.guard.replayTTL(time.Unix(0, req.SentUnixNano), time.Now()))
 		}
 		if err := s.dedup.Done(context.Background(), j.key, body, ttl); err != nil {
-			logx.Errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
+			s.errorf("vrpc server %s: dedup store: keep reply to %s: %v", s.cfg.Name, plugin.Clip(req.Id), err)
 		}
 	}
 	s.publish(req, body)
@@ -118,7 +117,7 @@ func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 		}
 		if reason != "" {
 			s.limits.repliesDropped.WithLabelValues(reason).Inc()
-			logx.Errorf("vrpc server %s: reply to %s at %s dropped (%s): %v", s.cfg.Name, plugin.Clip(req.Id), plugin.Clip(req.ReplyTo), reason, err)
+			s.errorf("vrpc server %s: reply to %s at %s dropped (%s): %v", s.cfg.Name, plugin.Clip(req.Id), plugin.Clip(req.ReplyTo), reason, err)
 			return
 		}
 	}
@@ -137,7 +136,7 @@ func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 	s.deadLetters.Add(1)
 	topic := d.Topic + DeadLetterSuffix
 	why := plugin.Clip(reason.Error())
-	logx.Errorf("vrpc server %s: setting aside a message of %d bytes from %s on %s: %s", s.cfg.Name, len(d.Value), d.Topic, topic, why)
+	s.errorf("vrpc server %s: setting aside a message of %d bytes from %s on %s: %s", s.cfg.Name, len(d.Value), d.Topic, topic, why)
 	headers := map[string]string{DeadLetterReasonHeader: why, "vrpc-dlq-topic": d.Topic}
 	for k, v := range d.Headers {
 		if !strings.HasPrefix(k, "vrpc-dlq-") {
@@ -155,7 +154,7 @@ func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 			return true
 		case errors.Is(err, rpcbus.ErrMessageTooLarge):
 			s.limits.dlqFailures.WithLabelValues("too_large").Inc()
-			logx.Errorf("vrpc server %s: a message of %d bytes from %s is too large for %s; skipping it (acknowledged, not set aside): %v",
+			s.errorf("vrpc server %s: a message of %d bytes from %s is too large for %s; skipping it (acknowledged, not set aside): %v",
 				s.cfg.Name, len(d.Value), d.Topic, topic, err)
 			return true
 		case errors.Is(err, rpcbus.ErrUnknownTopic):
@@ -163,17 +162,17 @@ func (s *Server) deadLetter(d *rpcbus.Delivery, reason error) bool {
 			// (AMQP with no queue bound to it, MQTT with no subscriber):
 			// trying again cannot help until an operator does.
 			s.limits.dlqFailures.WithLabelValues("no_consumer").Inc()
-			logx.Errorf("vrpc server %s: the bus keeps nothing on %s until a consumer subscribes to it; skipping a message of %d bytes from %s (acknowledged, not set aside): %v",
+			s.errorf("vrpc server %s: the bus keeps nothing on %s until a consumer subscribes to it; skipping a message of %d bytes from %s (acknowledged, not set aside): %v",
 				s.cfg.Name, topic, len(d.Value), d.Topic, err)
 			return true
 		case errors.Is(err, rpcbus.ErrClosed):
 			s.limits.dlqFailures.WithLabelValues("closed").Inc()
 			return false
 		}
-		logx.Errorf("vrpc server %s: dead-letter to %s: %v; trying again", s.cfg.Name, topic, err)
+		s.errorf("vrpc server %s: dead-letter to %s: %v; trying again", s.cfg.Name, topic, err)
 		if !bo.Wait(ctx) {
 			s.limits.dlqFailures.WithLabelValues("timeout").Inc()
-			logx.Errorf("vrpc server %s: a message of %s not set aside within dead_letter_timeout (%v); it stays unacknowledged", s.cfg.Name, d.Topic, s.cfg.DeadLetterTimeout)
+			s.errorf("vrpc server %s: a message of %s not set aside within dead_letter_timeout (%v); it stays unacknowledged", s.cfg.Name, d.Topic, s.cfg.DeadLetterTimeout)
 			return false
 		}
 	}

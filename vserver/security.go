@@ -3,11 +3,10 @@ package vserver
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -58,6 +57,7 @@ type securedClient struct {
 
 // guard authenticates requests: the security section at work.
 type guard struct {
+	log      *slog.Logger
 	cfg      vconfig.SecurityConf
 	owner    rpcbus.InboxOwner
 	ring     atomic.Pointer[keyring]
@@ -68,7 +68,7 @@ type guard struct {
 }
 
 // newGuard reads the keys; nil when security is off.
-func newGuard(cfg vconfig.SecurityConf, bus rpcbus.Bus) (*guard, error) {
+func newGuard(cfg vconfig.SecurityConf, bus rpcbus.Bus, log *slog.Logger) (*guard, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
@@ -76,7 +76,7 @@ func newGuard(cfg vconfig.SecurityConf, bus rpcbus.Bus) (*guard, error) {
 	if !ok {
 		return nil, errors.New("security: this bus cannot tell whose a reply address is (rpcbus.InboxOwner), so replies could be aimed at any inbox")
 	}
-	g := &guard{cfg: cfg, owner: owner}
+	g := &guard{cfg: cfg, owner: owner, log: log}
 	if err := g.reload(); err != nil {
 		return nil, err
 	}
@@ -146,10 +146,10 @@ func (g *guard) watch(quit <-chan struct{}, name string) {
 			continue
 		}
 		if err := g.reload(); err != nil {
-			logx.Errorf("vrpc server %s: keys not reloaded, the ones in use stay: %v", name, err)
+			g.errorf("vrpc server %s: keys not reloaded, the ones in use stay: %v", name, err)
 			continue
 		}
-		logx.Infof("vrpc server %s: keys reloaded from %s", name, g.cfg.KeysFile)
+		g.infof("vrpc server %s: keys reloaded from %s", name, g.cfg.KeysFile)
 	}
 }
 
@@ -251,5 +251,9 @@ func (g *guard) logRejection(server, id string, r *rejection) {
 	if n := g.unlogged[r.reason].Swap(0); n > 0 {
 		more = fmt.Sprintf(" (and %d more since the last one logged)", n)
 	}
-	logx.Errorf("vrpc server %s: rejected request %s: %s%s", server, plugin.Clip(id), plugin.Clip(r.Error()), more)
+	g.errorf("vrpc server %s: rejected request %s: %s%s", server, plugin.Clip(id), plugin.Clip(r.Error()), more)
 }
+
+func (g *guard) errorf(format string, args ...any) { logf(g.log, slog.LevelError, format, args...) }
+
+func (g *guard) infof(format string, args ...any) { logf(g.log, slog.LevelInfo, format, args...) }

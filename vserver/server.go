@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sort"
@@ -13,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zeromicro/go-zero/core/logx"
-	"github.com/zeromicro/go-zero/core/proc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -59,6 +58,7 @@ type Server struct {
 	cancelReplies context.CancelFunc
 
 	// Observability (admin.go) and plugins (plugin.go).
+	log            *slog.Logger // WithLogger; slog.Default() when none given
 	registry       *prometheus.Registry
 	tracerProvider trace.TracerProvider // WithTracerProvider; nil: none given
 	plugins        []builtPlugin        // enabled, in config order
@@ -92,6 +92,18 @@ func WithDedupStore(store DedupStore) Option {
 	return optionFunc(func(s *Server) { s.dedup = store })
 }
 
+// WithLogger makes the server log through log instead of slog.Default().
+// The server logs what it cannot report to a caller: replies it could not
+// publish, messages set aside, requests refused by security, its start and
+// stop.
+func WithLogger(log *slog.Logger) Option {
+	return optionFunc(func(s *Server) {
+		if log != nil {
+			s.log = log
+		}
+	})
+}
+
 // WithBus makes the server use bus instead of building one from
 // cfg.RpcBus. The server does not close it.
 func WithBus(bus rpcbus.Bus) Option {
@@ -119,6 +131,7 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		done:    make(chan struct{}),
 		gate:    newByteGate(c.MaxInFlightBytes),
 		limits:  newLimitMetrics(),
+		log:     slog.Default(),
 	}
 	if c.MaxInFlightPerClient > 0 {
 		s.clients = &clientSlots{max: c.MaxInFlightPerClient, n: make(map[string]int)}
@@ -150,7 +163,7 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		}
 		s.bus, s.ownsBus = bus, true
 	}
-	if s.guard, err = newGuard(c.Security, s.bus); err != nil {
+	if s.guard, err = newGuard(c.Security, s.bus, s.log); err != nil {
 		s.closeTargets()
 		if s.ownsBus {
 			_ = s.bus.Close()
@@ -219,9 +232,6 @@ func (s *Server) Start() error {
 	s.started = true
 	s.mu.Unlock()
 
-	// go-zero's proc package (linked in through logx) ends the process a
-	// few seconds after SIGINT or SIGTERM; give Stop its drain time first.
-	proc.SetTimeToForceQuit(s.cfg.DrainTimeout + 5*time.Second)
 	if err := s.start(); err != nil {
 		s.shutdown()
 		close(s.done)
@@ -229,7 +239,7 @@ func (s *Server) Start() error {
 	}
 	s.progress.done(time.Now())
 	close(s.ready)
-	logx.Infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers))
+	s.infof("vrpc server %s serving %v on %s bus %v", s.cfg.Name, s.Topics(), s.cfg.RpcBus.Type, rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers))
 	<-s.quit
 	s.shutdown()
 	close(s.done)
@@ -372,7 +382,7 @@ func (s *Server) shutdown() {
 		watched := make(chan struct{})
 		go s.cutDrainShort(ctx, cancel, watched)
 		if err := sub.Close(ctx); err != nil {
-			logx.Errorf("vrpc server %s: closing the subscription: %v", s.cfg.Name, err)
+			s.errorf("vrpc server %s: closing the subscription: %v", s.cfg.Name, err)
 		}
 		timer.Stop()
 		cancel()
@@ -393,7 +403,7 @@ func (s *Server) shutdown() {
 	s.mu.Unlock()
 	if len(started) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), pluginStopTimeout)
-		stopPlugins(ctx, started)
+		stopPlugins(ctx, s.log, started)
 		cancel()
 	}
 	s.closeTargets()
@@ -402,7 +412,7 @@ func (s *Server) shutdown() {
 	}
 	if s.ownsBus {
 		if err := s.bus.Close(); err != nil {
-			logx.Errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
+			s.errorf("vrpc server %s: closing the bus: %v", s.cfg.Name, err)
 		}
 	}
 }
@@ -435,7 +445,7 @@ func (s *Server) closeTargets() {
 		errs = append(errs, t.conn.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
-		logx.Errorf("vrpc server %s: closing target conns: %v", s.cfg.Name, err)
+		s.errorf("vrpc server %s: closing target conns: %v", s.cfg.Name, err)
 	}
 }
 
@@ -463,4 +473,17 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	return st
+}
+
+// errorf logs an error the server cannot hand to a caller.
+func (s *Server) errorf(format string, args ...any) { logf(s.log, slog.LevelError, format, args...) }
+
+// infof logs a change of the server's state.
+func (s *Server) infof(format string, args ...any) { logf(s.log, slog.LevelInfo, format, args...) }
+
+func logf(log *slog.Logger, level slog.Level, format string, args ...any) {
+	ctx := context.Background()
+	if log.Enabled(ctx, level) {
+		log.Log(ctx, level, fmt.Sprintf(format, args...))
+	}
 }

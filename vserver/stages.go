@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -356,7 +355,7 @@ func (s *Server) claim(j *job) bool {
 	reply, claimed, err := s.dedup.Claim(ctx, key, ttl)
 	switch {
 	case err != nil:
-		logx.Errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, plugin.Clip(req.Id))
+		s.errorf("vrpc server %s: dedup store: %v; serving %s without it", s.cfg.Name, err, plugin.Clip(req.Id))
 		return true
 	case claimed:
 		j.key = key

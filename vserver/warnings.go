@@ -76,7 +76,7 @@ func (s *Server) groupWarnings() []string {
 // warn logs the server's warnings, once per process each, and keeps them
 // for Warnings and /debug/vrpc.
 func (s *Server) warn(warnings []string) {
-	vconfig.WarnOnce(warnings...)
+	vconfig.WarnOnce(s.log, warnings...)
 	s.mu.Lock()
 	s.warnings = append(s.warnings, warnings...)
 	s.mu.Unlock()

@@ -4,7 +4,8 @@
 //
 // Exit status: 0 on success, 1 when a run failed, 2 for a bad command
 // line or a configuration that is invalid or cannot be set up. Logs go to
-// stderr through go-zero's logx.
+// stderr through go-zero's logx; the library packages log through slog,
+// whose default handler the command points at logx.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -120,18 +122,23 @@ Start with 'vrpc demo': it needs nothing but Go.`,
 	return root
 }
 
-// setupLogs sends logx's output, in plain text, to stderr at level.
+// setupLogs sends logx's output, in plain text, to stderr at level, and
+// slog's (the library's) through logx. Only the command sets up logging
+// for the process; the library packages never do.
 func setupLogs(stderr io.Writer, level string) error {
-	var l uint32
+	var (
+		l  uint32
+		sl slog.Level
+	)
 	switch level {
 	case "debug":
-		l = logx.DebugLevel
+		l, sl = logx.DebugLevel, slog.LevelDebug
 	case "info", "":
-		l = logx.InfoLevel
+		l, sl = logx.InfoLevel, slog.LevelInfo
 	case "error":
-		l = logx.ErrorLevel
+		l, sl = logx.ErrorLevel, slog.LevelError
 	case "severe":
-		l = logx.SevereLevel
+		l, sl = logx.SevereLevel, slog.LevelError+4
 	default:
 		return &exitError{exitUsage, fmt.Errorf("--log-level %q: want debug, info, error or severe", level)}
 	}
@@ -141,5 +148,6 @@ func setupLogs(stderr io.Writer, level string) error {
 	logx.DisableStat()
 	logx.SetLevel(l)
 	logx.SetWriter(logx.NewWriter(stderr))
+	slog.SetDefault(slog.New(&logxHandler{level: sl}))
 	return nil
 }

@@ -21,8 +21,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// go-zero starts goroutines from init for the life of the process
-	// (proc watches signals, stat samples CPU usage): ignore those.
+	// Goroutines dependencies start from init for the life of the
+	// process: ignore those.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }
 
@@ -119,7 +119,7 @@ targets:
 		want       string // in the message
 	}{
 		{"bad target timeout", strings.Replace(good, "timeout: 30s", "timeout: soon", 1), `targets.demo.timeout "soon"`},
-		{"missing endpoint", strings.Replace(good, `endpoint: "127.0.0.1:1", `, "", 1), `"targets[demo].endpoint" is not set`},
+		{"missing endpoint", strings.Replace(good, `endpoint: "127.0.0.1:1", `, "", 1), "targets.demo.endpoint: missing"},
 		{"unregistered bus type", strings.Replace(good, "type: memory", "type: kafak", 1), `rpc_bus.type "kafak" is not registered`},
 		{"unknown bus setting", strings.Replace(good, "{type: memory}", "{type: kafka, settings: {compresion: gzip}}", 1), "rpc_bus.settings.compresion"},
 		{"unknown target setting", strings.Replace(good, "timeout: 30s}", "timeout: 30s, settings: {retries: 3}}", 1), "targets.demo.settings"},

@@ -2,6 +2,7 @@ package inproc_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/example/demo"
@@ -23,7 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	// go-zero starts goroutines from init for the life of the process.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -94,7 +94,7 @@ func (l *link) run() {
 		close(l.up)
 		l.mu.Unlock()
 		if wasUp {
-			logx.Infof("rpc_bus amqp: %s connection to %s restored", l.role, addr)
+			slog.Info(fmt.Sprintf("rpc_bus amqp: %s connection to %s restored", l.role, addr))
 		}
 		wasUp = true
 		if !l.serve(conn, closed, blocks) {
@@ -145,7 +145,7 @@ func (l *link) serve(conn *amqp.Connection, closed chan *amqp.Error, blocks chan
 			if e == nil {
 				err = amqp.ErrClosed
 			}
-			logx.Errorf("rpc_bus amqp: %s connection lost, reconnecting: %v", l.role, err)
+			slog.Error(fmt.Sprintf("rpc_bus amqp: %s connection lost, reconnecting: %v", l.role, err))
 			l.down(fmt.Errorf("connection lost: %w", err))
 			return true
 		}

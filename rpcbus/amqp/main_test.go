@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -24,7 +24,7 @@ import (
 const brokerAddr = "127.0.0.1:5672"
 
 func TestMain(m *testing.M) {
-	logx.Disable() // reconnection logs of the tests that cut connections
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // reconnection logs of the tests that cut connections
 	goleak.VerifyTestMain(m,
 		// Process-lifetime goroutines go-zero starts in package init.
 		goleak.IgnoreCurrent(),

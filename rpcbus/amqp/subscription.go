@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc/internal/backoff"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -220,7 +220,7 @@ func (b *Bus) consumeLoop(ctx context.Context, what string, ready chan<- error, 
 				return
 			}
 			if !first {
-				logx.Errorf("rpc_bus amqp: %s: consuming again: %v", what, err)
+				slog.Error(fmt.Sprintf("rpc_bus amqp: %s: consuming again: %v", what, err))
 			}
 			if !bo.Wait(ctx) {
 				return

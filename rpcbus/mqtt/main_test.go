@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -27,7 +27,7 @@ var brokerErr error
 const startHint = "start it with `mosquitto -d -c /etc/mosquitto/mosquitto.conf`"
 
 func TestMain(m *testing.M) {
-	logx.Disable() // the end-to-end test's vRPC server logs through go-zero
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the end-to-end test's vRPC server logs
 	// Process-lifetime goroutines go-zero starts in package init.
 	ignore := goleak.IgnoreCurrent()
 	if a := os.Getenv("VRPC_MQTT_BROKER"); a != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -33,7 +33,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable() // the end-to-end tests run vRPC servers and clients
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the end-to-end tests run vRPC servers and clients
 	if a := os.Getenv("VRPC_NATS_ADDR"); a != "" {
 		serverAddr = a
 	}

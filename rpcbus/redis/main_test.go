@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.uber.org/goleak"
 
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -41,7 +41,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable()
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	unreachable = ping(addr)
 	// Goroutines go-zero (imported by the end-to-end test) starts in
 	// package init are not ours.

@@ -3,11 +3,11 @@ package plugin_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/nextpkg/vrpc/vserver/plugin"
@@ -21,9 +21,9 @@ import (
 // at once. Compare with a call's whole cost in vserver's
 // BenchmarkPluginChain.
 func BenchmarkChainOverhead(b *testing.B) {
-	logx.SetLevel(logx.InfoLevel)
-	logx.SetWriter(logx.NewWriter(io.Discard))
-	b.Cleanup(logx.Disable)
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	b.Cleanup(func() { slog.SetDefault(old) })
 	for _, tc := range []struct {
 		name    string
 		plugins []plugin.Conf

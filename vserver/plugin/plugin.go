@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,9 @@ type Env struct {
 	// Version is the vRPC release the server runs, for a plugin that
 	// reports it (the tracing plugin's service.version); may be empty.
 	Version string
+	// Logger is the server's logger (vserver.WithLogger, else
+	// slog.Default()); nil only in an Env built by hand.
+	Logger *slog.Logger
 }
 
 var _ Plugin = Middleware(nil)

@@ -2,6 +2,7 @@ package stamp_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -28,7 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	logx.Disable() // vRPC logs through go-zero's logx
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // vRPC logs through slog.Default()
 	os.Exit(m.Run())
 }
 

@@ -1,7 +1,8 @@
 // Package logger is the vRPC server plugin "logger": one log line per
-// call, through go-zero's logx, with the request id, client id, target,
-// method, status code, time in the queue and time at the target, and the
-// trace id when the tracing plugin runs before it.
+// call, through the server's *slog.Logger (vserver.WithLogger), with the
+// request id, client id, target, method, status code, time in the queue
+// and time at the target, and the trace id when the tracing plugin runs
+// before it.
 //
 //	plugins:
 //	  - name: logger

@@ -3,12 +3,12 @@ package logger
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,7 +16,7 @@ import (
 	"github.com/nextpkg/vrpc/vserver/plugin"
 )
 
-// syncBuffer is a bytes.Buffer safe for logx's writer.
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -41,14 +41,12 @@ func (s *syncBuffer) lines(id string) []string {
 	return out
 }
 
-// TestLogger checks the logger plugin's lines, levels and sampling. It is
-// not parallel: it swaps logx's process-wide writer, and disables logx
-// again when it ends.
+// TestLogger checks the logger plugin's lines, levels and sampling.
 func TestLogger(t *testing.T) {
+	t.Parallel()
 	buf := &syncBuffer{}
-	logx.SetLevel(logx.InfoLevel)
-	logx.SetWriter(logx.NewWriter(buf))
-	t.Cleanup(logx.Disable)
+	log := slog.New(slog.NewJSONHandler(buf, nil))
+	New := func(m map[string]any) (plugin.Middleware, error) { return build(log, m) }
 
 	now := time.Now()
 	sc := trace.NewSpanContext(trace.SpanContextConfig{
@@ -70,10 +68,10 @@ func TestLogger(t *testing.T) {
 		want     []string // substrings of the one line; nil: no line
 	}{
 		{"info ok", nil, context.Background(), ok, []string{
-			`"level":"info"`, "client=caller-1 target=demo method=/demo.Demo/Ping code=OK queue=2ms target_time=1.5ms"}},
+			`"level":"INFO"`, "client=caller-1 target=demo method=/demo.Demo/Ping code=OK queue=2ms target_time=1.5ms"}},
 		{"info ok traced", nil, traced, ok, []string{"code=OK", "trace=4bf92f3577b34da6a3ce929d0e0e4736"}},
 		{"info failed", nil, context.Background(), failed, []string{
-			`"level":"error"`, `code=InvalidArgument`, `message=\"message \\\"must\\\" not be empty\"`}},
+			`"level":"ERROR"`, `code=InvalidArgument`, `message=\"message \\\"must\\\" not be empty\"`}},
 		{"error level ok", map[string]any{"level": "error"}, context.Background(), ok, nil},
 		{"error level failed", map[string]any{"level": "error"}, context.Background(), failed, []string{"code=InvalidArgument"}},
 		{"sample 0 ok", map[string]any{"sample": 0}, context.Background(), ok, nil},

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/zeromicro/go-zero/core/logx"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -84,7 +83,9 @@ func New(env plugin.Env, m map[string]any) (plugin.Plugin, error) {
 		)
 		tp = p.own
 	} else if _, set := m["endpoint"]; set || m["sample"] != nil {
-		logx.Infof("vrpc server %s: tracing uses the TracerProvider given to NewServer; its settings endpoint and sample are not used", env.Server)
+		if log := env.Logger; log != nil {
+			log.Info(fmt.Sprintf("vrpc server %s: tracing uses the TracerProvider given to NewServer; its settings endpoint and sample are not used", env.Server))
+		}
 	}
 	p.tracer = tp.Tracer(TracerName, trace.WithInstrumentationVersion(env.Version))
 	return p, nil
