@@ -8,64 +8,50 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 )
 
-// TestEndToEnd runs the end-to-end suite every bus passes over the
-// machine's RabbitMQ, on an exchange of its own. No group has a queue on
-// the topic of an unknown target, so the broker returns the request and the
-// client knows at once, not at its deadline (UnknownTarget).
-func TestEndToEnd(t *testing.T) {
-	t.Parallel()
+// e2eRun is the bus and options of a vtest run on the machine's RabbitMQ,
+// on an exchange of its own. The servers declare a durable queue per
+// target for their group, and the other subscriptions one per topic; the
+// scope deletes them after the test.
+func e2eRun(t *testing.T, prefix string) (rpcbus.Config, vtest.E2EOptions) {
 	s := newScope(t)
 	bus := rpcbus.Config{Type: "amqp", Brokers: []string{brokerAddr}, Settings: s.settings(nil)}
-	vtest.RunEndToEnd(t, bus, vtest.E2EOptions{
-		Prefix: unique("e2e"),
-		// The server declares a durable queue per target for its group;
-		// the scope deletes them after the test.
+	return bus, vtest.E2EOptions{
+		Prefix: unique(prefix),
 		OnServer: func(cfg *vrpc.Config) {
 			for target := range cfg.Targets {
 				s.addQueue(cfg.Topics.Request + "." + target + ":" + cfg.Name)
 			}
 		},
-	})
+		OnSubscribe: func(topics []string, group string) {
+			for _, topic := range topics {
+				s.addQueue(topic + ":" + group)
+			}
+		},
+	}
+}
+
+// TestEndToEnd runs the end-to-end suite every bus passes over the
+// machine's RabbitMQ. No group has a queue on the topic of an unknown
+// target, so the broker returns the request and the client knows at once,
+// not at its deadline (UnknownTarget).
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	bus, o := e2eRun(t, "e2e")
+	vtest.RunEndToEnd(t, bus, o)
 }
 
 // TestAttacks runs the attacker's probes against a server that
 // authenticates its clients, over the machine's RabbitMQ.
 func TestAttacks(t *testing.T) {
 	t.Parallel()
-	s := newScope(t)
-	bus := rpcbus.Config{Type: "amqp", Brokers: []string{brokerAddr}, Settings: s.settings(nil)}
-	vtest.RunAttacks(t, bus, vtest.E2EOptions{
-		Prefix: unique("atk"),
-		OnServer: func(cfg *vrpc.Config) {
-			for target := range cfg.Targets {
-				s.addQueue(cfg.Topics.Request + "." + target + ":" + cfg.Name)
-			}
-		},
-		OnSubscribe: func(topics []string, group string) {
-			for _, topic := range topics {
-				s.addQueue(topic + ":" + group)
-			}
-		},
-	})
+	bus, o := e2eRun(t, "atk")
+	vtest.RunAttacks(t, bus, o)
 }
 
 // TestReplayAcrossRestart: a captured request published again after its
 // server was replaced runs once, the servers sharing a Redis dedup store.
 func TestReplayAcrossRestart(t *testing.T) {
 	t.Parallel()
-	s := newScope(t)
-	bus := rpcbus.Config{Type: "amqp", Brokers: []string{brokerAddr}, Settings: s.settings(nil)}
-	vtest.RunReplayAcrossRestart(t, bus, vtest.E2EOptions{
-		Prefix: unique("replay"),
-		OnServer: func(cfg *vrpc.Config) {
-			for target := range cfg.Targets {
-				s.addQueue(cfg.Topics.Request + "." + target + ":" + cfg.Name)
-			}
-		},
-		OnSubscribe: func(topics []string, group string) {
-			for _, topic := range topics {
-				s.addQueue(topic + ":" + group)
-			}
-		},
-	}, "127.0.0.1:6379")
+	bus, o := e2eRun(t, "replay")
+	vtest.RunReplayAcrossRestart(t, bus, o, "127.0.0.1:6379")
 }
