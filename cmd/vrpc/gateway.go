@@ -77,20 +77,20 @@ func runGateway(ctx context.Context, file, listen string) error {
 		}
 		cfg.Gateway.Listen = listen
 	}
-	lis, err := net.Listen("tcp", cfg.Gateway.Listen)
-	if err != nil {
-		return failure(fmt.Errorf("gateway: listen on %s: %w", cfg.Gateway.Listen, err))
-	}
+	// The bus first: the port opens only once calls can be carried.
 	c, err := vclient.New(cfg.Config)
 	if err != nil {
-		_ = lis.Close()
 		return failure(fmt.Errorf("client config %s: %w", file, err))
 	}
 	gw, err := vgateway.New(c, cfg.Gateway)
 	if err != nil {
-		_ = lis.Close()
 		_ = c.Close()
 		return configError(fmt.Errorf("client config %s: %w", file, err))
+	}
+	lis, err := net.Listen("tcp", cfg.Gateway.Listen)
+	if err != nil {
+		_ = c.Close()
+		return failure(fmt.Errorf("gateway: listen on %s: %w", cfg.Gateway.Listen, err))
 	}
 	logx.Infof("vrpc gateway: serving gRPC on %s as client %s on %s bus %v; routes: %s",
 		lis.Addr(), cfg.ClientID, cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), routes(cfg.Services))

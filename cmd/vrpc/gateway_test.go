@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,68 @@ gateway: {listen: "127.0.0.1:0"}
 				t.Errorf("exit %d, stderr %q; want %d naming %q", code, errOut, exitUsage, tc.want)
 			}
 		})
+	}
+}
+
+// TestGatewayListensOnlyOnceOnTheBus: a gateway whose bus cannot be
+// reached never opens its port (callers would wait on a gateway that
+// cannot carry their calls), and exits with a failure. The "broker"
+// accepts connections and never answers, so the gateway waits on it for
+// timeout.connect.
+func TestGatewayListensOnlyOnceOnTheBus(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		silent.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	file := filepath.Join(t.TempDir(), "client.yaml")
+	yaml := fmt.Sprintf("rpc_bus: {type: kafka, brokers: [%q]}\ntimeout: {connect: 1s}\ngateway: {listen: %q}\n", silent.Addr().String(), addr)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := vrpcRun(t, context.Background(), "gateway", "-f", file)
+		done <- code
+	}()
+	polls := 0
+	for {
+		select {
+		case code := <-done:
+			if polls < 10 {
+				t.Fatalf("the gateway gave up after %d polls of its port: too soon to show anything", polls)
+			}
+			if code != exitFailure {
+				t.Fatalf("exit %d, want %d (the bus cannot be reached)", code, exitFailure)
+			}
+			return
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			t.Fatal("the gateway listens before it reached the bus")
+		}
+		polls++
+		time.Sleep(10 * time.Millisecond)
 	}
 }
