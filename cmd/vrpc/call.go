@@ -270,7 +270,7 @@ func openClient(file string) (*vclient.Client, error) {
 	var cfg vrpc.ClientConfig
 	if file != "" {
 		if err := vrpc.LoadClientConfig(file, &cfg); err != nil {
-			return nil, configError(err)
+			return nil, loadError(err, "example/client.yaml")
 		}
 	}
 	c, err := vclient.New(cfg)

@@ -69,7 +69,7 @@ flight finish (up to drain_timeout).`,
 func runGateway(ctx context.Context, file, listen string) error {
 	var cfg vgateway.FileConfig
 	if err := vgateway.LoadConfig(file, &cfg); err != nil {
-		return configError(err)
+		return loadError(err, "example/client.yaml")
 	}
 	if listen != "" {
 		if _, _, err := net.SplitHostPort(listen); err != nil {

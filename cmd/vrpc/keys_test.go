@@ -161,3 +161,18 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestMissingConfigHint: a command run where its default configuration file
+// is not (a fresh clone's top directory) says where the examples are.
+func TestMissingConfigHint(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, tc := range []struct{ cmd, want string }{
+		{"serve", "-f example/server.yaml"},
+		{"gateway", "-f example/client.yaml"},
+	} {
+		code, _, errOut := vrpcRun(t, context.Background(), tc.cmd)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("vrpc %s without its file: exit %d, stderr %q; want %d and a hint naming %q", tc.cmd, code, errOut, exitUsage, tc.want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -52,6 +53,16 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // configError is a configuration that is invalid or cannot be set up.
 func configError(err error) error { return &exitError{exitUsage, err} }
+
+// loadError is configError for a configuration file that could not be
+// loaded; a file that does not exist gets a hint: the examples are under
+// example/, not where a fresh clone runs the commands.
+func loadError(err error, example string) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("%w (give one with -f, such as -f %s in this repository)", err, example)
+	}
+	return configError(err)
+}
 
 // failure is a run that went wrong.
 func failure(err error) error { return &exitError{exitFailure, err} }

@@ -55,7 +55,7 @@ naming the key.`,
 func serve(ctx context.Context, file string) error {
 	var cfg vrpc.Config
 	if err := vrpc.LoadConfig(file, &cfg); err != nil {
-		return configError(err)
+		return loadError(err, "example/server.yaml")
 	}
 	// The server gets a bus opened here, so that an embedded broker's
 	// address can be reported and the bus outlives the server's drain.
