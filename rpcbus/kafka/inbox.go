@@ -121,7 +121,10 @@ func (b *Bus) sweepInboxes(ctx context.Context, prefix, keep string) {
 		return
 	}
 	since := time.Now().Add(-time.Duration(b.o.ReplyRetention)).UnixMilli()
-	after, err := b.adm.ListOffsetsAfterMilli(ctx, since, siblings...)
+	// The newest record's time, per partition (ListOffsets -3, as a real
+	// broker answers it): a lookup of the first record after a time is
+	// answered from a running index that a broker may keep per segment.
+	newest, err := b.adm.ListMaxTimestampOffsets(ctx, siblings...)
 	if err != nil {
 		return
 	}
@@ -129,17 +132,33 @@ func (b *Bus) sweepInboxes(ctx context.Context, prefix, keep string) {
 	if err != nil {
 		return
 	}
+	starts, err := b.adm.ListStartOffsets(ctx, siblings...)
+	if err != nil {
+		return
+	}
 	for _, t := range siblings {
-		// Dead: it has had records (a keepalive at least), and none since
-		// the cutoff. A topic that never had one may be an inbox that is
-		// opening now.
+		// Dead: it has had records (a keepalive at least), and the newest
+		// is older than the cutoff, or retention (reply_retention) has
+		// removed them all. A topic that never had one may be an inbox
+		// that is opening now; one the brokers cannot tell about is left
+		// alone.
 		written, recent := false, false
 		for p, end := range ends[t] {
-			a, ok := after.Lookup(t, p)
-			if end.Err != nil || !ok || a.Err != nil || a.Offset < end.Offset {
+			if end.Err != nil {
+				recent = true
+				continue
+			}
+			if end.Offset == 0 {
+				continue
+			}
+			written = true
+			if st, ok := starts.Lookup(t, p); ok && st.Err == nil && st.Offset == end.Offset {
+				continue // every record aged out
+			}
+			n, ok := newest.Lookup(t, p)
+			if !ok || n.Err != nil || n.Timestamp < 0 || n.Timestamp >= since {
 				recent = true // or cannot tell
 			}
-			written = written || end.Offset > 0
 		}
 		if written && !recent {
 			_ = b.deleteTopic(t)
