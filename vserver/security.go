@@ -57,18 +57,23 @@ type securedClient struct {
 
 // guard authenticates requests: the security section at work.
 type guard struct {
-	log      *slog.Logger
-	cfg      vconfig.SecurityConf
-	owner    rpcbus.InboxOwner
-	ring     atomic.Pointer[keyring]
-	fileMod  atomic.Int64 // keys_file's modification time when last read
-	rejected [numRejectReasons]atomic.Uint64
-	logged   [numRejectReasons]atomic.Int64 // unix nanoseconds of the last log line
-	unlogged [numRejectReasons]atomic.Uint64
+	log *slog.Logger
+	cfg vconfig.SecurityConf
+	// requestPrefix and responsePrefix start the topics requests come on
+	// and the names of the clients' inboxes, each with its dot.
+	requestPrefix, responsePrefix string
+	owner                         rpcbus.InboxOwner
+	ring                          atomic.Pointer[keyring]
+	fileMod                       atomic.Int64 // keys_file's modification time when last read
+	rejected                      [numRejectReasons]atomic.Uint64
+	logged                        [numRejectReasons]atomic.Int64 // unix nanoseconds of the last log line
+	unlogged                      [numRejectReasons]atomic.Uint64
 }
 
-// newGuard reads the keys; nil when security is off.
-func newGuard(cfg vconfig.SecurityConf, bus rpcbus.Bus, log *slog.Logger) (*guard, error) {
+// newGuard reads the keys; nil when security is off. request and response
+// are the server's topics: requests come on "<request>.<target>", replies
+// go to inboxes under "<response>.<client id>".
+func newGuard(cfg vconfig.SecurityConf, request, response string, bus rpcbus.Bus, log *slog.Logger) (*guard, error) {
 	if !cfg.Enabled() {
 		return nil, nil
 	}
@@ -76,7 +81,7 @@ func newGuard(cfg vconfig.SecurityConf, bus rpcbus.Bus, log *slog.Logger) (*guar
 	if !ok {
 		return nil, errors.New("security: this bus cannot tell whose a reply address is (rpcbus.InboxOwner), so replies could be aimed at any inbox")
 	}
-	g := &guard{cfg: cfg, owner: owner, log: log}
+	g := &guard{cfg: cfg, requestPrefix: request + ".", responsePrefix: response + ".", owner: owner, log: log}
 	if err := g.reload(); err != nil {
 		return nil, err
 	}
@@ -168,7 +173,7 @@ func reject(reason rejectReason, format string, args ...any) *rejection {
 // check authenticates req, as decoded from raw, which came off topic at
 // now: its signature, issue time, topic and reply address. It returns the
 // client and the key that verified it, and opens a sealed body in place.
-func (g *guard) check(raw []byte, req *vrpcpb.Request, topic, requestPrefix, responsePrefix string, now time.Time) (*securedClient, *seal.Key, *rejection) {
+func (g *guard) check(raw []byte, req *vrpcpb.Request, topic string, now time.Time) (*securedClient, *seal.Key, *rejection) {
 	if len(req.Signature) == 0 {
 		return nil, nil, reject(rejectUnsigned, "client %q sent an unsigned request", req.ClientId)
 	}
@@ -195,10 +200,10 @@ func (g *guard) check(raw []byte, req *vrpcpb.Request, topic, requestPrefix, res
 	case sent.Sub(now) > g.cfg.ClockSkew:
 		return nil, nil, reject(rejectFuture, "client %q request issued at %v, %v ahead of this server's clock", req.ClientId, sent.UTC(), sent.Sub(now))
 	}
-	if topic != requestPrefix+"."+req.Target {
+	if topic != g.requestPrefix+req.Target {
 		return nil, nil, reject(rejectWrongTopic, "client %q request for target %q came on %q", req.ClientId, req.Target, topic)
 	}
-	if !g.owner.InboxOf(req.ReplyTo, responsePrefix+"."+req.ClientId) {
+	if !g.owner.InboxOf(req.ReplyTo, g.responsePrefix+req.ClientId) {
 		return nil, nil, reject(rejectForeignReplyAddress, "client %q asks for replies at %q, not an inbox of its own", req.ClientId, req.ReplyTo)
 	}
 	if len(req.Sealed) == 0 && g.cfg.RequireEncryption {

@@ -163,7 +163,7 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		}
 		s.bus, s.ownsBus = bus, true
 	}
-	if s.guard, err = newGuard(c.Security, s.bus, s.log); err != nil {
+	if s.guard, err = newGuard(c.Security, c.Topics.Request, c.Topics.Response, s.bus, s.log); err != nil {
 		s.closeTargets()
 		if s.ownsBus {
 			_ = s.bus.Close()

@@ -234,7 +234,7 @@ func (s *Server) verify(j *job) bool {
 		return true
 	}
 	j.sealed = len(j.req.Sealed) > 0
-	c, k, rej := s.guard.check(j.d.Value, j.req, j.d.Topic, s.cfg.Topics.Request, s.cfg.Topics.Response, j.received)
+	c, k, rej := s.guard.check(j.d.Value, j.req, j.d.Topic, j.received)
 	if rej != nil {
 		s.guard.rejected[rej.reason].Add(1)
 		s.guard.logRejection(s.cfg.Name, j.req.Id, rej)
