@@ -1,13 +1,13 @@
 package vclient_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/nextpkg/vrpc/internal/vtest"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -16,29 +16,11 @@ import (
 	"github.com/nextpkg/vrpc/vclient"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestWithLogger: with debug on, the client logs each call through the
 // logger given to it, not slog.Default().
 func TestWithLogger(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf vtest.Buffer
 	busCfg := rpcbus.Config{Type: "memory", Brokers: []string{"with-logger-" + t.Name()}}
 	bus, err := rpcbus.New(busCfg)
 	if err != nil {

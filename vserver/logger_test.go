@@ -1,40 +1,22 @@
 package vserver_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/nextpkg/vrpc/internal/vtest"
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vserver"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestWithLogger: the server logs through the logger given to it, not
 // slog.Default().
 func TestWithLogger(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf vtest.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	srv, err := vserver.NewServer(&vrpc.Config{
 		Name:    "with-logger",

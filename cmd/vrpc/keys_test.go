@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nextpkg/vrpc/internal/vtest"
 
 	"github.com/nextpkg/vrpc/codec/seal"
 	"github.com/nextpkg/vrpc/example/demo/demoserver"
@@ -79,7 +80,7 @@ security:
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr vtest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "-f", file}, &bytes.Buffer{}, &stderr) }()
 	defer func() {
@@ -141,38 +142,5 @@ func waitReady(t *testing.T, port int, exited func() string) {
 			t.Fatal("serve was not ready within 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestMissingConfigHint: a command run where its default configuration file
-// is not (a fresh clone's top directory) says where the examples are.
-func TestMissingConfigHint(t *testing.T) {
-	t.Chdir(t.TempDir())
-	for _, tc := range []struct{ cmd, want string }{
-		{"serve", "-f example/server.yaml"},
-		{"gateway", "-f example/client.yaml"},
-	} {
-		code, _, errOut := vrpcRun(t, context.Background(), tc.cmd)
-		if code != exitUsage || !strings.Contains(errOut, tc.want) {
-			t.Errorf("vrpc %s without its file: exit %d, stderr %q; want %d and a hint naming %q", tc.cmd, code, errOut, exitUsage, tc.want)
-		}
 	}
 }
