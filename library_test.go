@@ -44,3 +44,26 @@ func TestLibraryLeavesSignals(t *testing.T) {
 		t.Fatalf("the program: %v, output:\n%s", err, out)
 	}
 }
+
+// TestServerLinksOnlyWhatItUses: a server program that imports vserver and
+// one bus links neither go-redis (the Redis dedup store is
+// vserver/redisdedup) nor the OpenTelemetry SDK and its OTLP exporter (the
+// tracing plugin is vserver/plugin/tracing): each costs megabytes of a
+// binary that an edge box may not have (README: Footprint).
+func TestServerLinksOnlyWhatItUses(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", "./internal/footprint/server").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	for _, unwanted := range []string{"github.com/redis/go-redis/v9", "go.opentelemetry.io/otel/sdk/trace",
+		"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc", "github.com/twmb/franz-go/pkg/kfake",
+		"github.com/nats-io/nats.go"} {
+		for _, p := range deps {
+			if p == unwanted {
+				t.Errorf("the one-bus server program links %s; see go list -deps ./internal/footprint/server", p)
+			}
+		}
+	}
+}

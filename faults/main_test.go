@@ -26,6 +26,7 @@ import (
 	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vserver"
+	_ "github.com/nextpkg/vrpc/vserver/redisdedup" // dedup.store redis
 )
 
 func TestMain(m *testing.M) {

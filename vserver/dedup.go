@@ -2,10 +2,13 @@ package vserver
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/nextpkg/vrpc/vconfig"
 )
 
 // DedupStore remembers which requests a server has served and their
@@ -26,6 +29,38 @@ type DedupStore interface {
 	// Release drops a claim whose request was not served, so that a later
 	// delivery serves it.
 	Release(ctx context.Context, key string) error
+}
+
+// DedupFactory opens the store a server's dedup section names. If the
+// store it returns is an io.Closer, the server closes it at Stop.
+type DedupFactory func(c vconfig.DedupConf) (DedupStore, error)
+
+var dedupStores sync.Map // dedup.store name → DedupFactory
+
+// RegisterDedupStore makes dedup.store name open with f. Store packages
+// call it from their init: "redis" is registered by importing
+// github.com/nextpkg/vrpc/vserver/redisdedup. A second registration of a
+// name replaces the first.
+func RegisterDedupStore(name string, f DedupFactory) { dedupStores.Store(name, f) }
+
+// dedupPackages are the packages that register the stores vconfig knows,
+// for the error when a program has not linked one.
+var dedupPackages = map[string]string{"redis": "github.com/nextpkg/vrpc/vserver/redisdedup"}
+
+// newDedupStore opens the store c names; nil for none.
+func newDedupStore(c vconfig.DedupConf) (DedupStore, error) {
+	switch c.Store {
+	case "none":
+		return nil, nil
+	case "", "memory":
+		return NewMemoryDedup(c.Size, WithMaxBytes(c.MaxBytes)), nil
+	}
+	f, ok := dedupStores.Load(c.Store)
+	if !ok {
+		return nil, fmt.Errorf("dedup.store %s: this program does not link that store: import _ %q (the vrpc command does)",
+			c.Store, dedupPackages[c.Store])
+	}
+	return f.(DedupFactory)(c)
 }
 
 // MemoryDedup is a DedupStore in the server's memory, bounded in entries

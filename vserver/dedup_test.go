@@ -19,6 +19,7 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vrpcpb"
 	"github.com/nextpkg/vrpc/vserver"
+	_ "github.com/nextpkg/vrpc/vserver/redisdedup" // dedup.store redis
 )
 
 func TestMemoryDedup(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/nextpkg/vrpc/internal/vtest"
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vserver"
+	_ "github.com/nextpkg/vrpc/vserver/redisdedup" // dedup.store redis
 )
 
 // TestRedisDedupTLS: with dedup.redis.tls_* keys the server reaches a

@@ -10,8 +10,11 @@
 //
 // Plugins wrap every forwarded call in the order the configuration lists
 // them. Their API is package vserver/plugin, and the built-in plugins
-// (logger, metrics, tracing, auth, ratelimit) are its subpackages, which
-// this package imports so that every server has them. A plugin of another
+// (logger, metrics, tracing, auth, ratelimit) are its subpackages. This
+// package imports all but tracing, so that every server has them; tracing
+// (the OpenTelemetry SDK and OTLP exporter) is linked by importing
+// vserver/plugin/tracing, and dedup.store redis by importing
+// vserver/redisdedup, so that a server that uses neither stays small. A plugin of another
 // module registers the same way and is linked in by importing its package
 // (example/plugin/stamp). The plugin API's old names here (Call, Handler,
 // Middleware, RegisterPlugin, PluginEnv ...) are aliases and keep working.

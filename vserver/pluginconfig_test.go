@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nextpkg/vrpc/vserver"
+	_ "github.com/nextpkg/vrpc/vserver/plugin/tracing" // plugins: tracing
 )
 
 // TestBuiltinPlugins: every server has the built-in plugins without an

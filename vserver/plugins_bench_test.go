@@ -25,6 +25,7 @@ import (
 	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
 	"github.com/nextpkg/vrpc/vclient"
+	_ "github.com/nextpkg/vrpc/vserver/plugin/tracing" // plugins: tracing
 )
 
 // BenchmarkPluginChain measures the cost of the full plugin chain (tracing

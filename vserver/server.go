@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ type Server struct {
 	deadLetters atomic.Uint64
 	duplicates  atomic.Uint64
 	dedup       DedupStore   // nil when dedup.store is none
+	ownsDedup   bool         // dedup was opened from the configuration: Stop closes it
 	guard       *guard       // nil when security is off
 	work        chan task    // to idle workers
 	busy        atomic.Int64 // requests being served
@@ -171,6 +173,7 @@ func NewServer(cfg *vconfig.Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	if s.dedup == nil {
+		s.ownsDedup = true
 		if s.dedup, err = newDedupStore(c.Dedup); err != nil {
 			s.closeTargets()
 			if s.ownsBus {
@@ -407,7 +410,7 @@ func (s *Server) shutdown() {
 		cancel()
 	}
 	s.closeTargets()
-	if c, ok := s.dedup.(*closingRedisDedup); ok {
+	if c, ok := s.dedup.(io.Closer); ok && s.ownsDedup {
 		_ = c.Close()
 	}
 	if s.ownsBus {

@@ -21,6 +21,7 @@ import (
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
+	"github.com/nextpkg/vrpc/vserver/plugin/tracing"
 )
 
 // TestTracing follows one call from the caller's span over the bus and the
@@ -246,5 +247,13 @@ func TestTracingOTLPExport(t *testing.T) {
 	}
 	if !col.names["vrpc-otlp-test"] {
 		t.Errorf("collector saw services %v, want vrpc-otlp-test", col.names)
+	}
+}
+
+// TestTracerNameMatches: vserver.TracerName, which vserver defines without
+// linking the tracing plugin, is the plugin's instrumentation name.
+func TestTracerNameMatches(t *testing.T) {
+	if vserver.TracerName != tracing.TracerName {
+		t.Fatalf("vserver.TracerName %q, tracing.TracerName %q", vserver.TracerName, tracing.TracerName)
 	}
 }

@@ -23,7 +23,9 @@ import (
 	"github.com/zeromicro/go-zero/core/logx"
 
 	"github.com/nextpkg/vrpc"
-	_ "github.com/nextpkg/vrpc/rpcbus/all" // every rpc_bus.type
+	_ "github.com/nextpkg/vrpc/rpcbus/all"             // every rpc_bus.type
+	_ "github.com/nextpkg/vrpc/vserver/plugin/tracing" // plugins: tracing
+	_ "github.com/nextpkg/vrpc/vserver/redisdedup"     // dedup.store redis
 )
 
 func main() {

@@ -25,6 +25,11 @@ type Built struct {
 	Plugin Plugin
 }
 
+// optional are the built-in plugins a server links only when its program
+// imports their package, for the error when a configuration names one the
+// program has not: vserver links the others.
+var optional = map[string]string{"tracing": "github.com/nextpkg/vrpc/vserver/plugin/tracing"}
+
 // Chain builds the enabled plugins of confs and wraps them around h, the
 // first listed outermost: it sees the call first and the result last. It
 // returns the wrapped handler and the plugins built, in config order, for
@@ -37,6 +42,10 @@ func Chain(env Env, confs []Conf, h Handler) (Handler, []Built, error) {
 		}
 		b, ok := lookup(pc.Name)
 		if !ok {
+			if pkg, ok := optional[pc.Name]; ok {
+				return nil, nil, fmt.Errorf("plugins[%d].name %q: this program does not link that plugin: import _ %q (the vrpc command does), or remove it",
+					i, pc.Name, pkg)
+			}
 			return nil, nil, fmt.Errorf("plugins[%d].name %q is not a registered plugin (have: %s); remove it or set enabled: false",
 				i, pc.Name, strings.Join(Names(), ", "))
 		}

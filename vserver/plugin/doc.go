@@ -15,7 +15,8 @@
 // The built-in plugins live in the packages below this one (logger,
 // metrics, tracing, auth, ratelimit) and are written exactly as a third
 // party writes one: they use only this package's API. Package vserver
-// imports all five, so every server has them; a server gets a plugin of
+// imports four of them, so every server has them; tracing is linked by
+// importing its package (the vrpc command does); a server gets a plugin of
 // another module by importing its package (example/plugin/stamp).
 //
 // Chain builds a plugins list around a Handler, and StartAll and StopAll
