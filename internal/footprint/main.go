@@ -100,10 +100,10 @@ func main() {
 
 // row is what one server's run measured, and its caller's.
 type row struct {
-	server                             string
-	idle, end, max                     int64
-	callerIdle, callerEnd, callerMax   int64
-	result                             string
+	server                           string
+	idle, end, max                   int64
+	callerIdle, callerEnd, callerMax int64
+	result                           string
 }
 
 func build(dir, name, pkg string) int64 {
