@@ -72,7 +72,7 @@ func main() {
 	end := start.Add(*duration)
 	for i := 0; ctx.Err() == nil; i++ {
 		at := start.Add(time.Duration(i) * time.Second / time.Duration(*rate))
-		if at.After(end) {
+		if !at.Before(end) {
 			break
 		}
 		if d := time.Until(at); d > 0 {
