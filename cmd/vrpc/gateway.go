@@ -77,9 +77,16 @@ func runGateway(ctx context.Context, file, listen string) error {
 		}
 		cfg.Gateway.Listen = listen
 	}
-	// The bus first: the port opens only once calls can be carried.
-	c, err := vclient.New(cfg.Config)
+	// The bus first: the port opens only once calls can be carried. The
+	// gateway waits for its bus as long as it takes (until stopped).
+	logx.Infof("vrpc gateway: connecting to the %s bus %v; gRPC on %s opens once it answers",
+		cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), cfg.Gateway.Listen)
+	c, err := vclient.New(cfg.Config, vclient.WithWaitForBus(ctx))
 	if err != nil {
+		if ctx.Err() != nil {
+			logx.Infof("vrpc gateway: stopped before reaching the bus: %v", err)
+			return nil
+		}
 		return failure(fmt.Errorf("client config %s: %w", file, err))
 	}
 	gw, err := vgateway.New(c, cfg.Gateway)
