@@ -187,7 +187,7 @@ func (c *Client) open(o options) error {
 		err := c.openOnce(ctx)
 		if err == nil {
 			if attempt > 1 {
-				logf(c.log, slog.LevelInfo, "vrpc client %s: reached the %s after %v (%d attempts)",
+				logf(c.log, slog.LevelInfo, "vrpc client %s: reached the %s after %v (attempts: %d)",
 					cfg.ClientID, c.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
 			}
 			return nil
@@ -198,17 +198,17 @@ func (c *Client) open(o options) error {
 		if o.wait != nil {
 			if now := time.Now(); now.Sub(logged) >= waitLogEvery {
 				logged = now
-				logf(c.log, slog.LevelWarn, "vrpc client %s: waiting for the %s (waiting %v, %d attempts): %v",
+				logf(c.log, slog.LevelWarn, "vrpc client %s: waiting for the %s (for %v, attempts: %d): %v",
 					cfg.ClientID, c.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
 			}
 		}
 		if !bo.Wait(ctx) {
 			c.closeBus()
 			if o.wait != nil {
-				return fmt.Errorf("vclient: stopped waiting for the %s after %v (%d attempts): %w (last error: %w)",
+				return fmt.Errorf("vclient: stopped waiting for the %s after %v (attempts: %d): %w (last error: %w)",
 					c.busDesc(), time.Since(since).Round(time.Millisecond), attempt, context.Cause(ctx), err)
 			}
-			return fmt.Errorf("vclient: no server of the %s answered within timeout.connect %v (%d attempts): is it running, and are rpc_bus.type and rpc_bus.brokers right? last error: %w",
+			return fmt.Errorf("vclient: no server of the %s answered within timeout.connect %v (attempts: %d): is it running, and are rpc_bus.type and rpc_bus.brokers right? last error: %w",
 				c.busDesc(), cfg.Timeout.Connect, attempt, err)
 		}
 	}

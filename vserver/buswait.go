@@ -95,7 +95,7 @@ func (s *Server) joinBus(topics []string) (rpcbus.Subscription, error) {
 		sub, timedOut, err := s.joinOnce(quit, topics, timeout)
 		if err == nil {
 			if attempt > 1 {
-				s.infof("vrpc server %s: reached the %s after %v (%d attempts)", s.cfg.Name, s.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
+				s.infof("vrpc server %s: reached the %s after %v (attempts: %d)", s.cfg.Name, s.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
 			}
 			return sub, nil
 		}
@@ -110,7 +110,7 @@ func (s *Server) joinBus(topics []string) (rpcbus.Subscription, error) {
 		s.busWait.set(since, attempt+1, err)
 		if now.Sub(logged) >= waitLogEvery {
 			logged = now
-			logf(s.log, slog.LevelWarn, "vrpc server %s: waiting for the %s (waiting %v, %d attempts; /readyz is not ready meanwhile): %v",
+			logf(s.log, slog.LevelWarn, "vrpc server %s: waiting for the %s (for %v, attempts: %d; /readyz is not ready meanwhile): %v",
 				s.cfg.Name, s.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
 		}
 		if !bo.Wait(quit) {

@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/zeromicro/go-zero/core/logx"
 
@@ -176,5 +177,15 @@ func setupLogs(stderr io.Writer, level string) error {
 	logx.SetLevel(l)
 	logx.SetWriter(logx.NewWriter(stderr))
 	slog.SetDefault(slog.New(&logxHandler{level: sl}))
+	// go-redis logs each failed dial of its pool to stderr on its own (a
+	// screenful while a Redis bus is down); the bus reports what matters.
+	redis.SetLogger(redisLogger{})
 	return nil
+}
+
+// redisLogger sends go-redis's own log lines to logx at debug level.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	logx.Debugf("redis: "+format, v...)
 }
