@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nextpkg/vrpc/faults"
 	"github.com/nextpkg/vrpc/internal/vtest"
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 	"github.com/nextpkg/vrpc/vserver"
 )
@@ -211,4 +213,48 @@ func healthStatus(t testing.TB, addr string) healthpb.HealthCheckResponse_Servin
 		t.Fatalf("gRPC health check on %s: %v", addr, err)
 	}
 	return resp.GetStatus()
+}
+
+// TestStartRefusedNotAwaited: a server whose broker answers and refuses
+// it (NATS with a wrong password) does not wait as for a broker that is
+// down: started before the broker, Start fails once the broker is up and
+// refuses; started after, NewServer fails at once.
+func TestStartRefusedNotAwaited(t *testing.T) {
+	t.Parallel()
+	bin := needBinary(t, "nats-server", "/usr/sbin/nats-server", "nats-server")
+	dir, addr := t.TempDir(), freeAddr(t)
+	broker := later(t, func(t testing.TB) outageBroker {
+		return startBrokerProcess(t, &brokerProcess{
+			name: "nats-server", addr: addr, dir: dir, stopSignal: syscall.SIGKILL,
+			command: []string{bin, "-a", "127.0.0.1", "-p", splitPort(t, addr), "-js", "-sd", filepath.Join(dir, "jetstream"),
+				"--user", "vrpc", "--pass", "right"},
+		})
+	})
+	bus := newTestBus(t, "nats", broker.Addr())
+	bus.cfg.Brokers = []string{"nats://vrpc:wrong@" + broker.Addr()}
+	quiet := vserver.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := vserver.NewServer(bus.serverConfig("127.0.0.1:1", "refused"), quiet)
+	if err != nil {
+		t.Fatalf("NewServer with the broker down: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Start() }()
+	defer srv.Stop()
+	time.Sleep(500 * time.Millisecond) // into the wait
+	broker.Start(t)
+	select {
+	case err := <-errc:
+		if err == nil || rpcbus.Unreachable(err) {
+			t.Fatalf("Start with a refused password: %v; want an error that is not ErrUnavailable", err)
+		}
+		t.Logf("Start, broker started late and refusing: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Start still waits 30s after the broker started and refused the password")
+	}
+
+	_, err = vserver.NewServer(bus.serverConfig("127.0.0.1:1", "refused"), quiet)
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("NewServer with the broker up and refusing: %v; want an authorization error", err)
+	}
+	t.Logf("NewServer, broker up and refusing: %v", err)
 }

@@ -263,9 +263,17 @@ func unreachable(err error) bool {
 
 // notConnected wraps err with rpcbus.ErrUnavailable when the bus is not
 // connected (yet, or any more) and not closed: whatever failed, it failed
-// because no server could be reached.
+// because no server could be reached. A connection that nats.go gave up
+// on while the bus is open (a server that refused it, twice) is not
+// unavailable: err then says why it closed.
 func (b *Bus) notConnected(err error) error {
-	if err == nil || errors.Is(err, rpcbus.ErrUnavailable) || b.open.Closed() || b.nc.IsConnected() || b.nc.IsClosed() {
+	if err == nil || errors.Is(err, rpcbus.ErrUnavailable) || b.open.Closed() || b.nc.IsConnected() {
+		return err
+	}
+	if b.nc.IsClosed() {
+		if last := b.nc.LastError(); last != nil {
+			return fmt.Errorf("%w (the connection to %s was refused: %v)", err, strings.Join(rpcbus.RedactAddresses(b.servers), ", "), rpcbus.RedactError(last, b.servers))
+		}
 		return err
 	}
 	return fmt.Errorf("%w (%w: not connected to NATS at %s, %s)", err, rpcbus.ErrUnavailable,
