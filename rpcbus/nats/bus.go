@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -254,11 +253,14 @@ func (b *Bus) publishError(topic string, m *natsgo.Msg, err error) error {
 }
 
 // unreachable reports whether a failed connect means that no server
-// answered (refused, timed out, not resolved) rather than that one
-// answered and refused.
+// answered (refused, dial timed out, name not resolved) rather than that
+// one answered and refused (credentials, TLS: those fail past the dial).
 func unreachable(err error) bool {
-	var ne net.Error
-	return errors.Is(err, natsgo.ErrNoServers) || errors.As(err, &ne) || errors.Is(err, io.EOF)
+	var (
+		oe *net.OpError
+		de *net.DNSError
+	)
+	return errors.Is(err, natsgo.ErrNoServers) || errors.As(err, &oe) && oe.Op == "dial" || errors.As(err, &de)
 }
 
 // notConnected wraps err with rpcbus.ErrUnavailable when the bus is not
@@ -276,8 +278,8 @@ func (b *Bus) notConnected(err error) error {
 		}
 		return err
 	}
-	return fmt.Errorf("%w (%w: not connected to NATS at %s, %s)", err, rpcbus.ErrUnavailable,
-		strings.Join(rpcbus.RedactAddresses(b.servers), ", "), b.nc.Status())
+	return fmt.Errorf("%w (%w: not connected to NATS at %s, %s: is a server running there? Start one with JetStream enabled: nats-server -js)",
+		err, rpcbus.ErrUnavailable, strings.Join(rpcbus.RedactAddresses(b.servers), ", "), b.nc.Status())
 }
 
 // connErr turns the error of a closed connection into rpcbus.ErrClosed
