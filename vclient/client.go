@@ -157,12 +157,14 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// busAttemptTimeout bounds one attempt of open to reach the bus, so that a
-// client waiting without a deadline (WithWaitForBus) says, now and then,
-// what it waits for. waitLogEvery is how often, at most, it says it.
+// firstAttemptTimeout, doubling up to busAttemptTimeout, bounds each
+// attempt of open to reach the bus, so that a client waiting without a
+// deadline (WithWaitForBus) soon says, and then now and then, what it
+// waits for. waitLogEvery is how often, at most, it says it.
 const (
-	busAttemptTimeout = 10 * time.Second
-	waitLogEvery      = 30 * time.Second
+	firstAttemptTimeout = 2 * time.Second
+	busAttemptTimeout   = 10 * time.Second
+	waitLogEvery        = 30 * time.Second
 )
 
 // busPolicy paces the attempts to reach a bus that is not up yet.
@@ -180,11 +182,16 @@ func (c *Client) open(o options) error {
 	defer cancel()
 	bo := backoff.New(busPolicy)
 	var (
-		since  = time.Now()
-		logged time.Time
+		since   = time.Now()
+		logged  time.Time
+		timeout = firstAttemptTimeout
 	)
+	if o.wait == nil {
+		timeout = cfg.Timeout.Connect // one-shot: no need to cut attempts short
+	}
 	for attempt := 1; ; attempt++ {
-		err := c.openOnce(ctx)
+		err := c.openOnce(ctx, timeout)
+		timeout = min(2*timeout, max(busAttemptTimeout, timeout))
 		if err == nil {
 			if attempt > 1 {
 				logf(c.log, slog.LevelInfo, "vrpc client %s: reached the %s after %v (attempts: %d)",
@@ -215,7 +222,7 @@ func (c *Client) open(o options) error {
 }
 
 // openOnce is one attempt of open.
-func (c *Client) openOnce(wait context.Context) error {
+func (c *Client) openOnce(wait context.Context, timeout time.Duration) error {
 	cfg := c.cfg
 	if c.bus == nil {
 		bus, err := rpcbus.New(cfg.RpcBus)
@@ -229,9 +236,14 @@ func (c *Client) openOnce(wait context.Context) error {
 		c.closeBus()
 		return fmt.Errorf("rpc_bus.type %q cannot host a reply address (it does not implement rpcbus.Inboxer)", cfg.RpcBus.Type)
 	}
-	ctx, cancel := context.WithTimeout(wait, busAttemptTimeout)
+	ctx, cancel := context.WithTimeout(wait, timeout)
 	defer cancel()
 	inbox, err := inboxer.Inbox(ctx, cfg.Topics.Response+"."+cfg.ClientID, c.onReply)
+	if err != nil && ctx.Err() != nil && !rpcbus.Unreachable(err) {
+		// No answer in time is the bus's servers not answering, whatever
+		// the backend made of it.
+		err = fmt.Errorf("%w (%w: no answer within %v)", err, rpcbus.ErrUnavailable, timeout)
+	}
 	if err != nil {
 		if !rpcbus.Unreachable(err) {
 			c.closeBus()
