@@ -185,6 +185,7 @@ func (c *Client) open(o options) error {
 		since   = time.Now()
 		logged  time.Time
 		timeout = firstAttemptTimeout
+		cause   error
 	)
 	if o.wait == nil {
 		timeout = cfg.Timeout.Connect // one-shot: no need to cut attempts short
@@ -202,6 +203,11 @@ func (c *Client) open(o options) error {
 		if !rpcbus.Unreachable(err) {
 			return err
 		}
+		// Report the last failure that says more than that time ran out
+		// (a refused connection, say), if any.
+		if cause == nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			cause = err
+		}
 		if o.wait != nil {
 			if now := time.Now(); now.Sub(logged) >= waitLogEvery {
 				logged = now
@@ -213,10 +219,10 @@ func (c *Client) open(o options) error {
 			c.closeBus()
 			if o.wait != nil {
 				return fmt.Errorf("vclient: stopped waiting for the %s after %v (attempts: %d): %w (last error: %w)",
-					c.busDesc(), time.Since(since).Round(time.Millisecond), attempt, context.Cause(ctx), err)
+					c.busDesc(), time.Since(since).Round(time.Millisecond), attempt, context.Cause(ctx), cause)
 			}
 			return fmt.Errorf("vclient: no server of the %s answered within timeout.connect %v (attempts: %d): is it running, and are rpc_bus.type and rpc_bus.brokers right? last error: %w",
-				c.busDesc(), cfg.Timeout.Connect, attempt, err)
+				c.busDesc(), cfg.Timeout.Connect, attempt, cause)
 		}
 	}
 }
