@@ -229,7 +229,7 @@ func (s *Server) RPCAddr() string {
 // not keep the server from starting: Start waits for it, trying again
 // with backoff for as long as it takes, and logs what it waits for (the
 // bus type, its redacted addresses, the last error) at most every
-// waitLogEvery. Meanwhile /healthz answers, /readyz says "not ready" with
+// 30s. Meanwhile /healthz answers, /readyz says "not ready" with
 // a bus check naming the wait, and the gRPC health service NOT_SERVING;
 // Stop ends the wait at once. Any other error (a refused credential, a
 // missing permission, a bad setting) ends Start at once.

@@ -49,6 +49,10 @@ gateway section:
     tls_key_file: gateway-key.pem
     tls_client_ca_file: ca.pem   # require client certificates of these CAs
 
+The gateway may start before its bus: it waits for the bus as long as it
+takes, logging what it waits for, and opens its gRPC port only once it has
+reached it.
+
 SIGINT or SIGTERM stops it gracefully: it stops taking calls and lets those in
 flight finish (up to drain_timeout).`,
 		Example: `  vrpc gateway -f example/client.yaml
