@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,8 +43,15 @@ type embeddedKafka struct {
 }
 
 func startEmbeddedKafka(t testing.TB) outageBroker {
-	k := &embeddedKafka{addr: freeAddr(t), dir: t.TempDir()}
+	k := newEmbeddedKafka(t)
 	k.Start(t)
+	return k
+}
+
+// newEmbeddedKafka is startEmbeddedKafka without the start: a free
+// address and a data directory, for Start to start it on.
+func newEmbeddedKafka(t testing.TB) outageBroker {
+	k := &embeddedKafka{addr: freeAddr(t), dir: t.TempDir()}
 	t.Cleanup(func() {
 		if k.e != nil {
 			k.e.Close()
@@ -230,16 +238,38 @@ func (p *brokerProcess) reap() {
 }
 
 // startBrokerProcess starts p and kills it when the test ends, before its
-// data directory is removed.
+// data directory is removed; with startLater set, it leaves the start to
+// the test (Start).
 func startBrokerProcess(t testing.TB, p *brokerProcess) *brokerProcess {
 	t.Helper()
-	p.Start(t)
 	t.Cleanup(func() {
 		if p.cmd != nil {
 			p.reap()
 		}
 	})
+	if !startLater(t) {
+		p.Start(t)
+	}
 	return p
+}
+
+// notStarted holds the tests whose brokers startBrokerProcess leaves
+// stopped: see later.
+var notStarted sync.Map // testing.TB → struct{}
+
+// later makes start (one of startNATS, startRedis, ...) return its broker
+// without starting it: the test starts it with Start, after what should
+// not need it at first.
+func later(t testing.TB, start func(testing.TB) outageBroker) outageBroker {
+	t.Helper()
+	notStarted.Store(t, struct{}{})
+	defer notStarted.Delete(t)
+	return start(t)
+}
+
+func startLater(t testing.TB) bool {
+	_, ok := notStarted.Load(t)
+	return ok
 }
 
 func splitPort(t testing.TB, addr string) string {

@@ -25,6 +25,15 @@ var (
 	// was lost before the server confirmed a publish (the message may or
 	// may not have been taken). The error also says what failed last. The
 	// call may be tried again.
+	//
+	// It is also the mark of every error that means "not reachable yet":
+	// a constructor, CreateTopics, Subscribe or Inbox that could not reach
+	// any of the bus's servers (connection refused, dial or DNS failure, no
+	// answer before ctx ended, a broker still starting) wraps it, and
+	// nothing else does. Servers and clients that start before their bus
+	// wait and try again on these errors (see Unreachable), and fail at
+	// once on any other: bad configuration, refused credentials, missing
+	// permissions.
 	ErrUnavailable = errors.New("rpcbus: the bus's servers cannot be reached")
 
 	// ErrUnacknowledged is wrapped by the error of Subscription.Close when
@@ -34,6 +43,12 @@ var (
 	// after the backend's redelivery timeout, see its documentation).
 	ErrUnacknowledged = errors.New("rpcbus: deliveries left unacknowledged")
 )
+
+// Unreachable reports whether err means that the bus's servers could not
+// be reached (it wraps ErrUnavailable): a transient failure, worth trying
+// again once the bus is up. Any other error is permanent for a caller
+// that is starting: trying again would fail the same way.
+func Unreachable(err error) bool { return errors.Is(err, ErrUnavailable) }
 
 // DefaultMaxInFlight is SubscribeOptions.MaxInFlight when zero: how many
 // deliveries a subscription hands out before it waits for acknowledgements.

@@ -81,6 +81,9 @@ type options struct {
 	bus rpcbus.Bus
 	tp  trace.TracerProvider
 	log *slog.Logger
+	// wait, if set, replaces timeout.connect: New waits for the bus
+	// until it is done (WithWaitForBus).
+	wait context.Context
 }
 
 type optionFunc func(*options)
@@ -99,8 +102,25 @@ func WithLogger(log *slog.Logger) Option {
 	return optionFunc(func(o *options) { o.log = log })
 }
 
+// WithWaitForBus makes New wait for a bus that cannot be reached for as
+// long as ctx lasts, instead of timeout.connect: for daemons (the
+// gateway, a service) that may start before their bus, and stop waiting
+// when they are told to stop. While it waits, New logs what it waits for
+// (at most every 30s).
+func WithWaitForBus(ctx context.Context) Option {
+	return optionFunc(func(o *options) { o.wait = ctx })
+}
+
 // New opens the bus and the client's reply inbox; once it returns, replies
 // to every request the client publishes are certain to reach it.
+//
+// A bus that cannot be reached yet (an error wrapping
+// rpcbus.ErrUnavailable) is tried again, with backoff, for up to
+// timeout.connect (or as long as WithWaitForBus's context lasts); then New
+// fails with an error that names the bus type, its redacted addresses and
+// the timeout, and wraps the last attempt's error (so rpcbus.Unreachable
+// reports true for it). Any other error, a refused credential or a bad
+// setting, fails New at once.
 func New(cfg Config, opts ...Option) (*Client, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -131,28 +151,125 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if c.signer != nil {
 		c.signer.log = c.log
 	}
+	if err := c.open(o); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// firstAttemptTimeout, doubling up to busAttemptTimeout, bounds each
+// attempt of open to reach the bus, so that a client waiting without a
+// deadline (WithWaitForBus) soon says, and then now and then, what it
+// waits for. waitLogEvery is how often, at most, it says it.
+const (
+	firstAttemptTimeout = 2 * time.Second
+	busAttemptTimeout   = 10 * time.Second
+	waitLogEvery        = 30 * time.Second
+)
+
+// busPolicy paces the attempts to reach a bus that is not up yet.
+var busPolicy = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Jitter: true}
+
+// open builds the bus, unless one was given, and opens the reply inbox,
+// trying again while the bus cannot be reached.
+func (c *Client) open(o options) error {
+	cfg := c.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout.Connect)
+	if o.wait != nil {
+		cancel()
+		ctx, cancel = context.WithCancel(o.wait)
+	}
+	defer cancel()
+	bo := backoff.New(busPolicy)
+	var (
+		since   = time.Now()
+		logged  time.Time
+		timeout = firstAttemptTimeout
+		cause   error
+	)
+	if o.wait == nil {
+		timeout = cfg.Timeout.Connect // one-shot: no need to cut attempts short
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.openOnce(ctx, timeout)
+		timeout = min(2*timeout, max(busAttemptTimeout, timeout))
+		if err == nil {
+			if attempt > 1 {
+				logf(c.log, slog.LevelInfo, "vrpc client %s: reached the %s after %v (attempts: %d)",
+					cfg.ClientID, c.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
+			}
+			return nil
+		}
+		if !rpcbus.Unreachable(err) {
+			return err
+		}
+		// Report the last failure that says more than that time ran out
+		// (a refused connection, say), if any.
+		if cause == nil || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			cause = err
+		}
+		if o.wait != nil {
+			if now := time.Now(); now.Sub(logged) >= waitLogEvery {
+				logged = now
+				logf(c.log, slog.LevelWarn, "vrpc client %s: waiting for the %s (for %v, attempts: %d): %v",
+					cfg.ClientID, c.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
+			}
+		}
+		if !bo.Wait(ctx) {
+			c.closeBus()
+			if o.wait != nil {
+				return fmt.Errorf("vclient: stopped waiting for the %s after %v (attempts: %d): %w (last error: %w)",
+					c.busDesc(), time.Since(since).Round(time.Millisecond), attempt, context.Cause(ctx), cause)
+			}
+			return fmt.Errorf("vclient: no server of the %s answered within timeout.connect %v (attempts: %d): is it running, and are rpc_bus.type and rpc_bus.brokers right? last error: %w",
+				c.busDesc(), cfg.Timeout.Connect, attempt, cause)
+		}
+	}
+}
+
+// openOnce is one attempt of open.
+func (c *Client) openOnce(wait context.Context, timeout time.Duration) error {
+	cfg := c.cfg
 	if c.bus == nil {
 		bus, err := rpcbus.New(cfg.RpcBus)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		c.bus, c.ownsBus = bus, true
 	}
 	inboxer, ok := c.bus.(rpcbus.Inboxer)
 	if !ok {
 		c.closeBus()
-		return nil, fmt.Errorf("rpc_bus.type %q cannot host a reply address (it does not implement rpcbus.Inboxer)", cfg.RpcBus.Type)
+		return fmt.Errorf("rpc_bus.type %q cannot host a reply address (it does not implement rpcbus.Inboxer)", cfg.RpcBus.Type)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout.Connect)
+	ctx, cancel := context.WithTimeout(wait, timeout)
 	defer cancel()
 	inbox, err := inboxer.Inbox(ctx, cfg.Topics.Response+"."+cfg.ClientID, c.onReply)
+	if err != nil && ctx.Err() != nil && !rpcbus.Unreachable(err) {
+		// No answer in time is the bus's servers not answering, whatever
+		// the backend made of it.
+		err = fmt.Errorf("%w (%w: no answer within %v)", err, rpcbus.ErrUnavailable, timeout)
+	}
 	if err != nil {
-		c.closeBus()
-		return nil, fmt.Errorf("vclient: open reply address %s.%s on %s bus %v (timeout.connect %v): %w",
-			cfg.Topics.Response, cfg.ClientID, cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), cfg.Timeout.Connect, err)
+		if !rpcbus.Unreachable(err) {
+			c.closeBus()
+		}
+		return fmt.Errorf("vclient: open reply address %s.%s on the %s: %w", cfg.Topics.Response, cfg.ClientID, c.busDesc(), err)
 	}
 	c.inbox = inbox
-	return c, nil
+	return nil
+}
+
+// busDesc names the bus for messages: its type and redacted addresses.
+func (c *Client) busDesc() string {
+	addrs := rpcbus.RedactAddresses(c.cfg.RpcBus.Brokers)
+	if a, ok := c.bus.(rpcbus.Addresser); ok {
+		addrs = a.Addresses()
+	}
+	if len(addrs) == 0 {
+		return c.cfg.RpcBus.Type + " bus (its default address)"
+	}
+	return c.cfg.RpcBus.Type + " bus at " + strings.Join(addrs, ", ")
 }
 
 // Config returns the client's configuration with defaults applied.

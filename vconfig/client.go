@@ -53,7 +53,9 @@ type ClientConfig struct {
 	Timeout struct {
 		// Request is the deadline of a call whose context has none.
 		Request time.Duration `json:"request,default=30s"`
-		// Connect bounds opening the bus and the reply inbox at start.
+		// Connect bounds opening the bus and the reply inbox at start:
+		// how long vclient.New waits for a bus that cannot be reached
+		// yet.
 		Connect time.Duration `json:"connect,default=5s"`
 	} `json:"timeout"`
 	// Retry covers publishing a request to the bus; a request the bus has

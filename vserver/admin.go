@@ -34,7 +34,9 @@ const (
 // The admin endpoint on host:port:
 //
 //	/healthz      200 while the process runs
-//	/readyz       200 when consuming, the bus answers, the group gave this
+//	/readyz       503 with a "bus" line naming what it waits for while
+//	              the server waits for its bus at start-up;
+//	              200 when consuming, the bus answers, the group gave this
 //	              server partitions, it is making progress (see
 //	              progressCheck) and every target answers; else 503, one
 //	              line per check either way
@@ -98,6 +100,9 @@ func (s *Server) readiness(ctx context.Context) []check {
 	select {
 	case <-s.ready:
 	default:
+		if c, ok := s.busWaitCheck(time.Now()); ok {
+			return []check{c, {name: "consuming", err: fmt.Errorf("not consuming yet")}}
+		}
 		return []check{{name: "consuming", err: fmt.Errorf("not consuming yet")}}
 	}
 	select {

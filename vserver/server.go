@@ -76,6 +76,7 @@ type Server struct {
 	rpc      *grpc.Server
 	rpcLn    net.Listener
 	health   *health.Server
+	busWait  busWait // while Start waits for the bus
 	ready    chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
@@ -198,7 +199,9 @@ func (s *Server) Topics() []string {
 // Ready is closed once the server consumes its request topics.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
-// AdminAddr is the admin HTTP address, once Ready; "" when disabled.
+// AdminAddr is the admin HTTP address once Start has opened it (before
+// Ready: the endpoint answers while the server waits for its bus); ""
+// before that, or when disabled.
 func (s *Server) AdminAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -208,8 +211,9 @@ func (s *Server) AdminAddr() string {
 	return s.adminLn.Addr().String()
 }
 
-// RPCAddr is the gRPC (health) listener's address, once Ready; "" when
-// rpc_server_conf.listen_on is not set.
+// RPCAddr is the gRPC (health) listener's address once Start has opened
+// it (before Ready, serving NOT_SERVING until then); "" before that, or
+// when rpc_server_conf.listen_on is not set.
 func (s *Server) RPCAddr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -219,9 +223,19 @@ func (s *Server) RPCAddr() string {
 	return s.rpcLn.Addr().String()
 }
 
-// Start creates the request topics, joins the consumer group, opens the
-// admin and gRPC listeners and serves until Stop. It returns nil after a
+// Start opens the admin and gRPC listeners, creates the request topics,
+// joins the consumer group and serves until Stop. It returns nil after a
 // Stop, or the error that kept it from starting.
+//
+// A bus that cannot be reached yet (an error wrapping
+// rpcbus.ErrUnavailable: refused, timed out, not resolved, not ready) does
+// not keep the server from starting: Start waits for it, trying again
+// with backoff for as long as it takes, and logs what it waits for (the
+// bus type, its redacted addresses, the last error) at most every
+// 30s. Meanwhile /healthz answers, /readyz says "not ready" with
+// a bus check naming the wait, and the gRPC health service NOT_SERVING;
+// Stop ends the wait at once. Any other error (a refused credential, a
+// missing permission, a bad setting) ends Start at once.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	switch {
@@ -238,6 +252,9 @@ func (s *Server) Start() error {
 	if err := s.start(); err != nil {
 		s.shutdown()
 		close(s.done)
+		if errors.Is(err, errStopping) {
+			return nil
+		}
 		return err
 	}
 	s.progress.done(time.Now())
@@ -250,7 +267,7 @@ func (s *Server) Start() error {
 }
 
 func (s *Server) start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), pluginStartTimeout)
 	defer cancel()
 	topics := s.Topics()
 	s.warn(s.configWarnings())
@@ -264,22 +281,15 @@ func (s *Server) start() error {
 	for _, t := range s.targets {
 		t.conn.Connect() // dial now: the first call and /readyz need not wait
 	}
-	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
-		if err := tc.CreateTopics(ctx, topics...); err != nil {
-			return fmt.Errorf("vserver: create request topics %v: %w", topics, err)
-		}
-	}
+	// The listeners first: while the server waits for the bus, /healthz
+	// answers and /readyz and the gRPC health service say why it is not
+	// ready.
 	if err := s.listen(); err != nil {
 		return err
 	}
-	sub, err := s.bus.Subscribe(ctx, rpcbus.SubscribeOptions{
-		Topics:         topics,
-		Group:          s.cfg.Name,
-		MaxInFlight:    s.cfg.MaxInFlight,
-		NewGroupMaxAge: max(s.cfg.MaxRequestAge, 0),
-	}, s.onDelivery)
+	sub, err := s.joinBus(topics)
 	if err != nil {
-		return fmt.Errorf("vserver: consume %v as group %s: %w", topics, s.cfg.Name, err)
+		return err
 	}
 	s.mu.Lock()
 	s.sub = sub

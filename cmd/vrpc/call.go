@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -51,7 +53,10 @@ reflection (or a descriptor set in the server's configuration).
 The reply is printed to stdout, indented; -v also prints the response headers
 and trailers to stderr. A failed call prints its status to stderr as grpcurl
 does (ERROR:, Code:, Message:) and exits 1; a bad command line or client
-configuration exits 2.
+configuration exits 2; a bus that does not answer within timeout.connect
+(default 5s) exits 69, whatever the bus. A call still waiting for its reply
+after a few seconds says so on stderr (no server may be running for the
+target: the request waits on the bus until one takes it, or the deadline).
 
 Without -f the client configuration is found as vrpc.MustInitClient finds it:
 $VRPC_CLIENT_CONFIG, else client.yaml or etc/client.yaml in the working
@@ -124,7 +129,29 @@ func runCall(cmd *cobra.Command, args []string, f callFlags) error {
 	if f.protoNames || f.emitDefaults {
 		opts = append(opts, vclient.WithJSONOptions(f.protoNames, f.emitDefaults))
 	}
+	deadline := client.Config().Timeout.Request
+	if f.timeout > 0 {
+		deadline = f.timeout
+	}
+	// The notice is written before Call returns or not at all: never
+	// interleaved with what follows.
+	replied := make(chan struct{})
+	var noticing sync.WaitGroup
+	noticing.Go(func() {
+		t := time.NewTimer(replyNoticeAfter)
+		defer t.Stop()
+		select {
+		case <-replied:
+			return
+		case <-t.C:
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "vrpc: no reply yet after %v: the request waits on topic %s.%s until a vRPC server of target %q takes it, "+
+			"or until its deadline (%v; --timeout, timeout.request). Is a server (vrpc serve) running for %q on this bus?\n",
+			replyNoticeAfter, client.Config().Topics.Request, target, target, deadline, target)
+	})
 	resp, err := client.Call(ctx, target, method, payload, md, opts...)
+	close(replied)
+	noticing.Wait()
 	if f.verbose && resp != nil {
 		printMetadata(cmd.ErrOrStderr(), "Response headers received:", resp.Header)
 		printMetadata(cmd.ErrOrStderr(), "Response trailers received:", resp.Trailer)
@@ -141,6 +168,10 @@ func runCall(cmd *cobra.Command, args []string, f callFlags) error {
 	_, err = cmd.OutOrStdout().Write(out.Bytes())
 	return err
 }
+
+// replyNoticeAfter is how long vrpc call waits for a reply before it says
+// what it waits for.
+const replyNoticeAfter = 3 * time.Second
 
 // callMethod accepts grpcurl's "pkg.Svc.Method" besides the forms Call
 // takes ("Method", "pkg.Svc/Method", "/pkg.Svc/Method").
@@ -254,7 +285,8 @@ func addClientConfigFlag(cmd *cobra.Command, file *string) {
 
 // openClient loads the client configuration, found as vrpc.InitClient
 // finds it, and opens a client on it. Its errors end the command with
-// status 2: the configuration is invalid or its bus cannot be reached.
+// status 69 when the bus did not answer within timeout.connect, else 2:
+// the configuration is invalid or cannot be set up.
 func openClient(file string) (*vclient.Client, error) {
 	if file == "" {
 		file = os.Getenv(vrpc.ConfigEnv)
@@ -275,6 +307,9 @@ func openClient(file string) (*vclient.Client, error) {
 	}
 	c, err := vclient.New(cfg)
 	if err != nil {
+		if rpcbus.Unreachable(err) {
+			return nil, unavailable(err)
+		}
 		if file != "" {
 			err = fmt.Errorf("client config %s: %w", file, err)
 		}

@@ -49,6 +49,10 @@ gateway section:
     tls_key_file: gateway-key.pem
     tls_client_ca_file: ca.pem   # require client certificates of these CAs
 
+The gateway may start before its bus: it waits for the bus as long as it
+takes, logging what it waits for, and opens its gRPC port only once it has
+reached it.
+
 SIGINT or SIGTERM stops it gracefully: it stops taking calls and lets those in
 flight finish (up to drain_timeout).`,
 		Example: `  vrpc gateway -f example/client.yaml
@@ -77,9 +81,16 @@ func runGateway(ctx context.Context, file, listen string) error {
 		}
 		cfg.Gateway.Listen = listen
 	}
-	// The bus first: the port opens only once calls can be carried.
-	c, err := vclient.New(cfg.Config)
+	// The bus first: the port opens only once calls can be carried. The
+	// gateway waits for its bus as long as it takes (until stopped).
+	logx.Infof("vrpc gateway: connecting to the %s bus %v; gRPC on %s opens once it answers",
+		cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), cfg.Gateway.Listen)
+	c, err := vclient.New(cfg.Config, vclient.WithWaitForBus(ctx))
 	if err != nil {
+		if ctx.Err() != nil {
+			logx.Infof("vrpc gateway: stopped before reaching the bus: %v", err)
+			return nil
+		}
 		return failure(fmt.Errorf("client config %s: %w", file, err))
 	}
 	gw, err := vgateway.New(c, cfg.Gateway)

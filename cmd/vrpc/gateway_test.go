@@ -155,29 +155,35 @@ func TestGatewayListensOnlyOnceOnTheBus(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The gateway waits for its bus as long as it takes (not
+	// timeout.connect, which is for one-shot commands), its port closed,
+	// until it is stopped.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	done := make(chan int, 1)
 	go func() {
-		code, _, _ := vrpcRun(t, context.Background(), "gateway", "-f", file)
+		code, _, _ := vrpcRun(t, ctx, "gateway", "-f", file)
 		done <- code
 	}()
-	polls := 0
-	for {
+	for polls := 0; polls < 100; polls++ {
 		select {
 		case code := <-done:
-			if polls < 10 {
-				t.Fatalf("the gateway gave up after %d polls of its port: too soon to show anything", polls)
-			}
-			if code != exitFailure {
-				t.Fatalf("exit %d, want %d (the bus cannot be reached)", code, exitFailure)
-			}
-			return
+			t.Fatalf("the gateway exited %d after %d polls of its port; want it to wait for its bus", code, polls)
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
 			t.Fatal("the gateway listens before it reached the bus")
 		}
-		polls++
 		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit %d after a stop while waiting for the bus, want %d", code, exitOK)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the gateway did not stop within 30s of its context's end while waiting for the bus")
 	}
 }

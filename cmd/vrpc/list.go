@@ -34,7 +34,8 @@ carries unary calls only. An unknown service prints its status as 'vrpc call'
 does and exits 1. -H adds request metadata to the reflection calls, such as
 the token a server's auth plugin asks for.
 
-The client configuration is found as for 'vrpc call'.`,
+The client configuration is found as for 'vrpc call'; as there, a bus that
+does not answer within timeout.connect exits 69.`,
 		Example: `  vrpc list -f client.yaml demo
   vrpc list -f client.yaml demo demo.Demo
   vrpc list -f client.yaml -H 'vrpc-token: s3cret' demo`,

@@ -3,7 +3,9 @@
 // call through it (vrpc demo) and a benchmark of what it costs (vrpc bench).
 //
 // Exit status: 0 on success, 1 when a run failed, 2 for a bad command
-// line or a configuration that is invalid or cannot be set up. Logs go to
+// line or a configuration that is invalid or cannot be set up, 69
+// (EX_UNAVAILABLE, as in sysexits.h) when a one-shot command (call, list)
+// could not reach the bus within timeout.connect, whatever the bus. Logs go to
 // stderr through go-zero's logx; the library packages log through slog,
 // whose default handler the command points at logx.
 package main
@@ -19,6 +21,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/zeromicro/go-zero/core/logx"
 
@@ -42,6 +45,9 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitUnavailable is sysexits.h's EX_UNAVAILABLE: the bus did not
+	// answer within timeout.connect. The same on every bus.
+	exitUnavailable = 69
 )
 
 // exitError carries the exit status an error should end the process with.
@@ -65,6 +71,9 @@ func loadError(err error, example string) error {
 	}
 	return configError(err)
 }
+
+// unavailable is a bus that could not be reached in time.
+func unavailable(err error) error { return &exitError{exitUnavailable, err} }
 
 // failure is a run that went wrong.
 func failure(err error) error { return &exitError{exitFailure, err} }
@@ -109,7 +118,15 @@ A caller keeps its gRPC code and adds the vRPC client; each call is published
 on the bus, a vRPC server consumes it, forwards the request bytes to the real
 gRPC target and publishes the reply back to the caller.
 
-Start with 'vrpc demo': it needs nothing but Go.`,
+Start with 'vrpc demo': it needs nothing but Go.
+
+Servers (serve) and the gateway may start before their bus: they wait for it,
+saying what they wait for. One-shot commands (call, list) wait up to the
+client's timeout.connect (default 5s).
+
+Exit status: 0 success; 1 a failed run (a call that returned an error);
+2 a bad command line or configuration; 69 (EX_UNAVAILABLE) the bus did not
+answer within timeout.connect, on every bus.`,
 		Example: `  vrpc demo                                   # try it: every way to call, in one process
   vrpc serve -f /etc/vrpc/server.yaml         # the server
   vrpc call -f client.yaml demo Ping '{"message": "hi"}'
@@ -162,5 +179,15 @@ func setupLogs(stderr io.Writer, level string) error {
 	logx.SetLevel(l)
 	logx.SetWriter(logx.NewWriter(stderr))
 	slog.SetDefault(slog.New(&logxHandler{level: sl}))
+	// go-redis logs each failed dial of its pool to stderr on its own (a
+	// screenful while a Redis bus is down); the bus reports what matters.
+	redis.SetLogger(redisLogger{})
 	return nil
+}
+
+// redisLogger sends go-redis's own log lines to logx at debug level.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	logx.Debugf("redis: "+format, v...)
 }

@@ -33,6 +33,10 @@ With a security section, SIGHUP reads the keys again (security.keys_file and
 every *_file of a key) without a restart; the keys file is also read again
 whenever it changes.
 
+It may start before its bus: it waits for the bus as long as it takes, logging
+what it waits for, with /healthz up and /readyz not ready meanwhile. A bus that
+answers and refuses (credentials, permissions) stops it at once.
+
 SIGINT or SIGTERM stops it gracefully: it stops consuming, lets the calls in
 flight finish and publish their replies (up to drain_timeout), then exits.
 

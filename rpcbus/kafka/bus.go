@@ -189,7 +189,7 @@ func (b *Bus) lookUp(ctx context.Context, topic string) error {
 	case errors.Is(err, kgo.ErrClientClosed):
 		return rpcbus.ErrClosed
 	case err != nil:
-		return fmt.Errorf("kafka: publish to topic %q: looking it up: %w", topic, err)
+		return unreachable(fmt.Errorf("kafka: publish to topic %q: looking it up: %w", topic, rpcbus.RedactError(err, b.brokers)))
 	case len(missing) > 0:
 		return fmt.Errorf("kafka: publish to topic %q: %w", topic, rpcbus.ErrUnknownTopic)
 	}
@@ -262,7 +262,7 @@ func (b *Bus) createTopics(ctx context.Context, configs map[string]*string, topi
 	maps.Copy(cfg, configs)
 	resps, err := b.adm.CreateTopics(ctx, int32(b.o.Partitions), int16(b.o.ReplicationFactor), cfg, topics...)
 	if err != nil {
-		return fmt.Errorf("kafka: creating topics %q: %w", topics, err)
+		return unreachable(fmt.Errorf("kafka: creating topics %q on %v: %w", topics, rpcbus.RedactAddresses(b.brokers), rpcbus.RedactError(err, b.brokers)))
 	}
 	var errs []error
 	for _, t := range topics {
@@ -270,7 +270,7 @@ func (b *Bus) createTopics(ctx context.Context, configs map[string]*string, topi
 		if !ok {
 			errs = append(errs, fmt.Errorf("kafka: creating topic %q: no answer from the broker", t))
 		} else if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("kafka: creating topic %q: %w (%s)", t, r.Err, r.ErrMessage))
+			errs = append(errs, unreachable(fmt.Errorf("kafka: creating topic %q: %w (%s)", t, r.Err, r.ErrMessage)))
 		}
 	}
 	if len(errs) > 0 {
@@ -292,7 +292,9 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 			err = fmt.Errorf("created but not yet listed by the brokers: %q", missing)
 		}
 		if !bo.Wait(ctx) {
-			return fmt.Errorf("kafka: creating topics %q: %w (%w)", topics, ctx.Err(), err)
+			// The brokers answered but do not list the topics yet: not
+			// ready, as a cluster electing its controller is.
+			return fmt.Errorf("kafka: creating topics %q: %w (%w: %w)", topics, ctx.Err(), rpcbus.ErrUnavailable, err)
 		}
 	}
 }

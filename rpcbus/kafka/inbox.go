@@ -200,7 +200,7 @@ func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offse
 			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, err)
 		}
 		if !bo.Wait(ctx) {
-			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w (%w)", topic, ctx.Err(), err)
+			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w (%w: %w)", topic, ctx.Err(), rpcbus.ErrUnavailable, err)
 		}
 	}
 }

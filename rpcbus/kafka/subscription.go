@@ -115,7 +115,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		done, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = s.Close(done)
-		return nil, fmt.Errorf("kafka: subscribe to %q as group %q: joining the group: %w", opts.Topics, opts.Group, ctx.Err())
+		return nil, fmt.Errorf("kafka: subscribe to %q as group %q: joining the group: %w (%w: no group coordinator answered)", opts.Topics, opts.Group, ctx.Err(), rpcbus.ErrUnavailable)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -72,8 +73,13 @@ const serverForms = "want host:port, nats://[user:password@]host:port, nats://to
 
 // New connects a bus of type nats to the servers in cfg.Brokers (default
 // nats://127.0.0.1:4222), configured by cfg.Settings as the package
-// documentation describes. It fails if no server can be reached now; once
-// connected, the bus reconnects on its own for as long as it is open.
+// documentation describes. When no server answers yet, New does not fail:
+// the bus connects in the background, retrying as it does after a
+// connection loss, and its methods wait for it (failing, when their
+// context ends first, with an error wrapping rpcbus.ErrUnavailable). A
+// server that answers and refuses the connection (credentials, TLS) fails
+// New at once. Once connected, the bus reconnects on its own for as long
+// as it is open.
 func New(cfg rpcbus.Config) (*Bus, error) {
 	o, err := decodeOptions(cfg.Settings)
 	if err != nil {
@@ -100,14 +106,27 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		servers:  slices.Clone(servers),
 		closedCh: make(chan struct{}),
 	}
-	nc, err := natsgo.Connect(strings.Join(servers, ","), o.connectOptions(
-		natsgo.ReconnectHandler(func(*natsgo.Conn) { b.reconnected() }),
-		natsgo.ClosedHandler(func(*natsgo.Conn) { close(b.closedCh) }),
-		// Without a handler nats.go prints asynchronous errors (a slow
-		// inbox handler, say) to stderr; vRPC sees their effect as
-		// deadlines.
-		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
-	)...)
+	var closeOnce sync.Once
+	connect := func(extra ...natsgo.Option) (*natsgo.Conn, error) {
+		return natsgo.Connect(strings.Join(servers, ","), o.connectOptions(append(extra,
+			natsgo.ReconnectHandler(func(*natsgo.Conn) { b.reconnected() }),
+			// The first connection of a bus that started disconnected.
+			natsgo.ConnectHandler(func(*natsgo.Conn) { b.reconnected() }),
+			natsgo.ClosedHandler(func(*natsgo.Conn) { closeOnce.Do(func() { close(b.closedCh) }) }),
+			// Without a handler nats.go prints asynchronous errors (a slow
+			// inbox handler, say) to stderr; vRPC sees their effect as
+			// deadlines.
+			natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
+		)...)...)
+	}
+	nc, err := connect()
+	if err != nil && unreachable(err) {
+		// No server answers yet: the bus starts disconnected and connects
+		// in the background, so that a program may start before its
+		// servers. A server that answers and refuses (credentials, TLS)
+		// fails here, at once.
+		nc, err = connect(natsgo.RetryOnFailedConnect(true))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w; is a NATS server running there? "+
 			"Start one with JetStream enabled: nats-server -js", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(err, servers))
@@ -233,6 +252,36 @@ func (b *Bus) publishError(topic string, m *natsgo.Msg, err error) error {
 	return fmt.Errorf("nats: publish to %q: %w", topic, b.connErr(err))
 }
 
+// unreachable reports whether a failed connect means that no server
+// answered (refused, dial timed out, name not resolved) rather than that
+// one answered and refused (credentials, TLS: those fail past the dial).
+func unreachable(err error) bool {
+	var (
+		oe *net.OpError
+		de *net.DNSError
+	)
+	return errors.Is(err, natsgo.ErrNoServers) || errors.As(err, &oe) && oe.Op == "dial" || errors.As(err, &de)
+}
+
+// notConnected wraps err with rpcbus.ErrUnavailable when the bus is not
+// connected (yet, or any more) and not closed: whatever failed, it failed
+// because no server could be reached. A connection that nats.go gave up
+// on while the bus is open (a server that refused it, twice) is not
+// unavailable: err then says why it closed.
+func (b *Bus) notConnected(err error) error {
+	if err == nil || errors.Is(err, rpcbus.ErrUnavailable) || b.open.Closed() || b.nc.IsConnected() {
+		return err
+	}
+	if b.nc.IsClosed() {
+		if last := b.nc.LastError(); last != nil {
+			return fmt.Errorf("%w (the connection to %s was refused: %v)", err, strings.Join(rpcbus.RedactAddresses(b.servers), ", "), rpcbus.RedactError(last, b.servers))
+		}
+		return err
+	}
+	return fmt.Errorf("%w (%w: not connected to NATS at %s, %s: is a server running there? Start one with JetStream enabled: nats-server -js)",
+		err, rpcbus.ErrUnavailable, strings.Join(rpcbus.RedactAddresses(b.servers), ", "), b.nc.Status())
+}
+
 // connErr turns the error of a closed connection into rpcbus.ErrClosed
 // when the bus has been closed.
 func (b *Bus) connErr(err error) error {
@@ -271,10 +320,10 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 			continue
 		}
 		if err := b.ensureStream(ctx, t); err != nil {
-			return err
+			return b.notConnected(err)
 		}
 		if err := b.keep(ctx, t); err != nil {
-			return err
+			return b.notConnected(err)
 		}
 		b.remember(t)
 	}

@@ -68,9 +68,16 @@ func TestSettings(t *testing.T) {
 		}
 	}
 
-	// Nothing listens on port 1: New fails at once, saying where and how.
-	_, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{"127.0.0.1:1"}, Settings: map[string]any{"connect_timeout": "1s"}})
-	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "nats-server -js") {
+	// Nothing listens on port 1: New does not fail (the bus connects in
+	// the background); what waits for it fails at its deadline with
+	// rpcbus.ErrUnavailable, saying where and how.
+	nb, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{"127.0.0.1:1"}, Settings: map[string]any{"connect_timeout": "1s"}})
+	if err != nil {
+		t.Fatalf("New with no server: %v", err)
+	}
+	err = nb.CreateTopics(ctxFor(t, 500*time.Millisecond), "vrpc.nothing")
+	nb.Close()
+	if !rpcbus.Unreachable(err) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "nats-server -js") {
 		t.Errorf("connecting to nothing: %v", err)
 	}
 
@@ -363,9 +370,15 @@ func hostPort(addr string) string {
 func TestConnectErrorRedacted(t *testing.T) {
 	t.Parallel()
 	for _, addr := range []string{"nats://alice:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1", "nats://alice:s3cret@[::1"} {
-		_, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{addr}, Settings: map[string]any{"connect_timeout": "1s"}})
+		b, err := nats.New(rpcbus.Config{Type: "nats", Brokers: []string{addr}, Settings: map[string]any{"connect_timeout": "1s"}})
 		if err == nil {
-			t.Fatalf("New(%s) connected", addr)
+			// No server there: the bus waits for one, and what waits
+			// with it fails unavailable.
+			err = b.CreateTopics(ctxFor(t, 300*time.Millisecond), "vrpc.redacted")
+			b.Close()
+			if !rpcbus.Unreachable(err) {
+				t.Fatalf("New(%s) then CreateTopics: %v, want rpcbus.ErrUnavailable", addr, err)
+			}
 		}
 		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "xxxxx") {
 			t.Errorf("New(%s): %v, want the address with its secret redacted", addr, err)

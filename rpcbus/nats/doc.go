@@ -143,7 +143,11 @@
 //
 // # Connection loss
 //
-// New fails if no server answers. Once connected, the bus reconnects for
+// New does not wait for a server: when none answers yet, the bus starts
+// disconnected and connects in the background, and CreateTopics, Subscribe
+// and Inbox wait for it until their context ends (then failing with an
+// error wrapping rpcbus.ErrUnavailable). A server that answers and refuses
+// (credentials, TLS) fails New at once. Once connected, the bus reconnects for
 // as long as it is open, retrying after 50ms, doubling up to
 // reconnect_wait, with jitter. While the connection is down, a request's
 // Publish waits until its context is done (30s without a deadline) and

@@ -102,7 +102,7 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	for i, topic := range topics {
 		if err := b.join(ctx, topic, opts.Group, consumer, opts.NewGroupMaxAge); err != nil {
 			s.deletePrivate()
-			return nil, err
+			return nil, b.notConnected(err)
 		}
 		stream := streamName(topic)
 		t := &target{

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -222,8 +223,12 @@ func (b *Bus) createStreams(ctx context.Context, keys []string, ttl time.Duratio
 // rpcbus.ErrUnavailable: the server could not be reached in time.
 func (b *Bus) retry(ctx context.Context, f func() error) error {
 	bo := newBackoff()
+	var last error // the last failure that was not ctx's: what to report
 	for {
 		err := f()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			last = err
+		}
 		var refused goredis.Error
 		switch {
 		case err == nil:
@@ -233,10 +238,10 @@ func (b *Bus) retry(ctx context.Context, f func() error) error {
 		case b.open.Closed():
 			return rpcbus.ErrClosed
 		case ctx.Err() != nil:
-			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, cmp.Or(last, err))
 		}
 		if !bo.Wait(ctx) {
-			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, err)
+			return fmt.Errorf("%w: %w (%v)", ctx.Err(), rpcbus.ErrUnavailable, cmp.Or(last, err))
 		}
 	}
 }

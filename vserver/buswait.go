@@ -1,0 +1,157 @@
+package vserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nextpkg/vrpc/internal/backoff"
+	"github.com/nextpkg/vrpc/rpcbus"
+)
+
+const (
+	// pluginStartTimeout bounds the plugins' Start hooks together.
+	pluginStartTimeout = 30 * time.Second
+	// firstAttemptTimeout and busAttemptTimeout bound the attempts to
+	// create the request topics and join the group: the first, then
+	// doubling up to the second. A bus that is down makes most backends
+	// wait for it until then; one that comes up meanwhile lets the
+	// attempt finish. The first is short so that the server soon says
+	// what it waits for.
+	firstAttemptTimeout = 2 * time.Second
+	busAttemptTimeout   = 10 * time.Second
+	// waitLogEvery is how often, at most, a server waiting for its bus
+	// says so again.
+	waitLogEvery = 30 * time.Second
+)
+
+// busPolicy paces the attempts to reach a bus that is not up yet.
+var busPolicy = backoff.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: true}
+
+// errStopping ends a start that Stop cut short.
+var errStopping = errors.New("vserver: stopped while starting")
+
+// busWait is what the server waits for while its bus cannot be reached.
+type busWait struct {
+	mu       sync.Mutex
+	since    time.Time // zero: not waiting
+	attempts int
+	last     error
+}
+
+func (w *busWait) set(since time.Time, attempts int, last error) {
+	w.mu.Lock()
+	w.since, w.attempts, w.last = since, attempts, last
+	w.mu.Unlock()
+}
+
+// get returns the wait's state; since is zero when the server is not
+// waiting.
+func (w *busWait) get() (since time.Time, attempts int, last error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.since, w.attempts, w.last
+}
+
+// busDesc names the bus for messages: its type and redacted addresses.
+func (s *Server) busDesc() string {
+	addrs := rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers)
+	if a, ok := s.bus.(rpcbus.Addresser); ok {
+		addrs = a.Addresses()
+	}
+	if len(addrs) == 0 {
+		return s.cfg.RpcBus.Type + " bus (default address)"
+	}
+	return s.cfg.RpcBus.Type + " bus at " + strings.Join(addrs, ", ")
+}
+
+// joinBus creates the request topics and joins the consumer group, trying
+// again for as long as the bus cannot be reached, until Stop
+// (errStopping). An attempt cut short by its own timeout counts as one
+// that could not reach the bus: no answer came.
+func (s *Server) joinBus(topics []string) (rpcbus.Subscription, error) {
+	quit, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.quit:
+			cancel()
+		case <-quit.Done():
+		}
+	}()
+	bo := backoff.New(busPolicy)
+	var (
+		since   = time.Now()
+		logged  time.Time
+		timeout = firstAttemptTimeout
+	)
+	s.busWait.set(since, 1, nil)
+	defer s.busWait.set(time.Time{}, 0, nil)
+	for attempt := 1; ; attempt++ {
+		sub, timedOut, err := s.joinOnce(quit, topics, timeout)
+		if err == nil {
+			if attempt > 1 {
+				s.infof("vrpc server %s: reached the %s after %v (attempts: %d)", s.cfg.Name, s.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
+			}
+			return sub, nil
+		}
+		if quit.Err() != nil {
+			return nil, errStopping
+		}
+		if !rpcbus.Unreachable(err) && !timedOut {
+			return nil, err
+		}
+		timeout = min(2*timeout, busAttemptTimeout)
+		now := time.Now()
+		s.busWait.set(since, attempt+1, err)
+		if now.Sub(logged) >= waitLogEvery {
+			logged = now
+			logf(s.log, slog.LevelWarn, "vrpc server %s: waiting for the %s (for %v, attempts: %d; /readyz is not ready meanwhile): %v",
+				s.cfg.Name, s.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
+		}
+		if !bo.Wait(quit) {
+			return nil, errStopping
+		}
+	}
+}
+
+// joinOnce is one attempt of joinBus; timedOut reports whether the
+// attempt's own timeout ended it.
+func (s *Server) joinOnce(quit context.Context, topics []string, timeout time.Duration) (_ rpcbus.Subscription, timedOut bool, _ error) {
+	ctx, cancel := context.WithTimeout(quit, timeout)
+	defer cancel()
+	if tc, ok := s.bus.(rpcbus.TopicCreator); ok {
+		if err := tc.CreateTopics(ctx, topics...); err != nil {
+			return nil, ctx.Err() != nil, fmt.Errorf("vserver: create request topics %v: %w", topics, err)
+		}
+	}
+	sub, err := s.bus.Subscribe(ctx, rpcbus.SubscribeOptions{
+		Topics:         topics,
+		Group:          s.cfg.Name,
+		MaxInFlight:    s.cfg.MaxInFlight,
+		NewGroupMaxAge: max(s.cfg.MaxRequestAge, 0),
+	}, s.onDelivery)
+	if err != nil {
+		return nil, ctx.Err() != nil, fmt.Errorf("vserver: consume %v as group %s: %w", topics, s.cfg.Name, err)
+	}
+	return sub, false, nil
+}
+
+// busWaitCheck is /readyz's bus line while the server waits for its bus;
+// ok is false when it does not wait.
+func (s *Server) busWaitCheck(now time.Time) (c check, ok bool) {
+	since, attempt, last := s.busWait.get()
+	if since.IsZero() {
+		return check{}, false
+	}
+	if last == nil {
+		return check{name: "bus", err: fmt.Errorf("waiting for the %s for %v (attempt %d: creating the request topics and joining group %s)",
+			s.busDesc(), now.Sub(since).Round(time.Second), attempt, s.cfg.Name)}, true
+	}
+	return check{name: "bus", err: fmt.Errorf("waiting for the %s for %v (attempt %d); last error: %v",
+		s.busDesc(), now.Sub(since).Round(time.Second), attempt, last)}, true
+}
