@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/vclient"
 )
 
@@ -275,7 +276,12 @@ func openClient(file string) (*vclient.Client, error) {
 	}
 	c, err := vclient.New(cfg)
 	if err != nil {
-		if file != "" {
+		switch {
+		case errors.Is(err, rpcbus.ErrRefused):
+			// The bus answered: its refusal names the fix, which may be
+			// on the brokers rather than in the file.
+			err = fmt.Errorf("the bus refused the client: %w", err)
+		case file != "":
 			err = fmt.Errorf("client config %s: %w", file, err)
 		}
 		return nil, configError(err)
