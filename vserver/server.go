@@ -218,7 +218,9 @@ func (s *Server) RPCAddr() string {
 
 // Start creates the request topics, joins the consumer group, opens the
 // admin and gRPC listeners and serves until Stop. It returns nil after a
-// Stop, or the error that kept it from starting.
+// Stop, or the error that kept it from starting. When the bus refuses the
+// server (wrong credentials, missing ACLs, a replication factor larger than
+// the live brokers) that error wraps rpcbus.ErrRefused and names the fix.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	switch {

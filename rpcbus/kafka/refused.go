@@ -53,8 +53,13 @@ func (b *Bus) refusal(err error, op, topic, group string) error {
 		if op == opRead {
 			op = opDescribe // Read on the group is the other half
 		}
-		return fmt.Errorf("%w: user %s may not %s topic %q (ACL): grant it on the brokers (%s), "+
-			"or run with a user that has it: %w", rpcbus.ErrForbidden, user, op, topic, acl(op, "--topic "+topic), err)
+		orElse := "or run with a user that has it"
+		if op == opCreate {
+			orElse = fmt.Sprintf("or create the topic beforehand (kafka-topics.sh --bootstrap-server <broker> --create --topic %s): "+
+				"a topic that exists needs only Describe, Read and Write", topic)
+		}
+		return fmt.Errorf("%w: user %s may not %s topic %q (ACL): grant it on the brokers (%s), %s: %w",
+			rpcbus.ErrForbidden, user, op, topic, acl(op, "--topic "+topic), orElse, err)
 	case errors.Is(err, kerr.GroupAuthorizationFailed):
 		return fmt.Errorf("%w: user %s may not join consumer group %q (ACL): grant it on the brokers (%s): %w",
 			rpcbus.ErrForbidden, user, group, acl(opRead, "--group "+group), err)
