@@ -108,6 +108,9 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		// deadlines.
 		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
 	)...)
+	if r := refusal(err, o); r != nil {
+		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(r, servers))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w; is a NATS server running there? "+
 			"Start one with JetStream enabled: nats-server -js", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(err, servers))
