@@ -2,15 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/nextpkg/vrpc"
+	"github.com/nextpkg/vrpc/rpcbus"
 	"github.com/nextpkg/vrpc/rpcbus/embedded"
+	"github.com/nextpkg/vrpc/vclient"
 )
 
 // TestCallRefused: when the bus refuses the client (a reply topic needing
@@ -58,6 +68,158 @@ func TestCallRefused(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("stderr %q does not say %q", errOut, w)
+				}
+			}
+		})
+	}
+}
+
+// needBinary returns the path of a broker binary, or skips t (fails it
+// under CI=true) when it is not installed.
+func needBinary(t *testing.T, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (apt-get install %s)", name, pkg)
+		}
+		t.Skipf("%s is not installed (apt-get install %s)", name, pkg)
+	}
+	return p
+}
+
+// privateBroker runs a broker process of the test's own on a free port of
+// loopback (args get it through port), until the test ends, and returns
+// its address once it takes connections.
+func privateBroker(t *testing.T, bin string, args func(port int, dir string) []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, args(port, dir)...)
+	cmd.Dir = dir
+	log, err := os.Create(filepath.Join(dir, "broker.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(filepath.Join(dir, "broker.log"))
+			t.Fatalf("%s not listening on %s: %v\n%s", bin, addr, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCallRefusedBuses: on every bus with credentials, a wrong password
+// makes vclient.New fail at once with an error that wraps
+// rpcbus.ErrUnauthenticated and not rpcbus.ErrUnavailable, and vrpc call
+// shows it with the settings to check. RabbitMQ is the machine's (guest
+// with a wrong password); Redis, NATS and Mosquitto are private servers
+// with a password.
+func TestCallRefusedBuses(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		bus   func(t *testing.T) string // the rpc_bus YAML
+		hints []string
+	}{
+		{"amqp", func(t *testing.T) string {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:5672", 2*time.Second)
+			if err != nil {
+				if os.Getenv("CI") == "true" {
+					t.Fatalf("RabbitMQ not reachable at 127.0.0.1:5672: %v", err)
+				}
+				t.Skipf("RabbitMQ not reachable at 127.0.0.1:5672: %v", err)
+			}
+			_ = c.Close()
+			return `{type: amqp, brokers: ["127.0.0.1:5672"], settings: {username: guest, password: wrong}}`
+		}, []string{`user "guest"`, "rpc_bus.settings.username and password", "(403)"}},
+		{"redis", func(t *testing.T) string {
+			addr := privateBroker(t, needBinary(t, "redis-server", "redis-server"), func(port int, dir string) []string {
+				return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", "s3cret",
+					"--save", "", "--appendonly", "no", "--dir", dir}
+			})
+			return `{type: redis, brokers: ["` + addr + `"], settings: {password: wrong}}`
+		}, []string{"rpc_bus.settings.username and password", "WRONGPASS"}},
+		{"nats", func(t *testing.T) string {
+			addr := privateBroker(t, needBinary(t, "nats-server", "nats-server"), func(port int, dir string) []string {
+				return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "--user", "vrpc", "--pass", "s3cret", "-js", "-sd", dir}
+			})
+			return `{type: nats, brokers: ["` + addr + `"], settings: {user: vrpc, password: wrong}}`
+		}, []string{`user "vrpc"`, "rpc_bus.settings user and password", "Authorization Violation"}},
+		{"mqtt", func(t *testing.T) string {
+			bin := needBinary(t, "mosquitto", "mosquitto")
+			passwd := needBinary(t, "mosquitto_passwd", "mosquitto-clients")
+			return `{type: mqtt, brokers: ["` + privateBroker(t, bin, func(port int, dir string) []string {
+				pw := filepath.Join(dir, "passwd")
+				if out, err := exec.Command(passwd, "-c", "-b", pw, "vrpc", "s3cret").CombinedOutput(); err != nil {
+					t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+				}
+				conf := filepath.Join(dir, "mosquitto.conf")
+				// As root, mosquitto would switch to its own user, who
+				// cannot read the test's directory.
+				me, err := user.Current()
+				if err != nil {
+					t.Fatal(err)
+				}
+				text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nuser %s\n", port, pw, me.Username)
+				if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"-c", conf}
+			}) + `"], settings: {username: vrpc, password: wrong}}`
+		}, []string{`user "vrpc"`, "rpc_bus.settings.username and password", "mosquitto_passwd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bus := tc.bus(t)
+			file := filepath.Join(t.TempDir(), "client.yaml")
+			if err := os.WriteFile(file, []byte("client_id: cli\ntimeout: {connect: 60s}\nrpc_bus: "+bus+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var cfg vrpc.ClientConfig
+			if err := vrpc.LoadClientConfig(file, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			c, err := vclient.New(cfg)
+			if err == nil {
+				_ = c.Close()
+				t.Fatal("vclient.New with a wrong password succeeded")
+			}
+			if !errors.Is(err, rpcbus.ErrUnauthenticated) || errors.Is(err, rpcbus.ErrUnavailable) {
+				t.Errorf("vclient.New: %v\nwant an error wrapping ErrUnauthenticated, not ErrUnavailable", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			code, _, errOut := vrpcRun(t, ctx, "call", "-f", file, "demo", "Ping", `{}`)
+			t.Logf("exit %d: %s", code, errOut)
+			if code != exitUsage || !strings.Contains(errOut, "the bus refused the client") || strings.Contains(errOut, "client config") {
+				t.Errorf("exit %d, stderr %q: want %d and the bus's refusal, not a bad client config", code, errOut, exitUsage)
+			}
+			for _, h := range tc.hints {
+				if !strings.Contains(errOut, h) {
+					t.Errorf("stderr %q does not say %q", errOut, h)
 				}
 			}
 		})
