@@ -225,3 +225,52 @@ func TestCallRefusedBuses(t *testing.T) {
 		})
 	}
 }
+
+// TestCallDeniedNATS: a call whose request the NATS server's permissions do
+// not let the client publish ends at once with PERMISSION_DENIED naming
+// the subject and the fix, not at its deadline (the server says so
+// asynchronously).
+func TestCallDeniedNATS(t *testing.T) {
+	t.Parallel()
+	addr := privateBroker(t, needBinary(t, "nats-server", "nats-server"), func(port int, dir string) []string {
+		conf := filepath.Join(dir, "nats.conf")
+		text := fmt.Sprintf(`listen: 127.0.0.1:%d
+jetstream { store_dir: %q }
+authorization {
+  users = [
+    { user: admin, password: admin }
+    { user: app, password: pw, permissions: { publish: { deny: ["vrpc.requests.>"] } } }
+  ]
+}
+`, port, filepath.Join(dir, "js"))
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-c", conf}
+	})
+	admin, err := rpcbus.New(rpcbus.Config{Type: "nats", Brokers: []string{addr}, Settings: map[string]any{"user": "admin", "password": "admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := admin.(rpcbus.TopicCreator).CreateTopics(ctx, vclient.DefaultRequestTopic+".demo"); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "client.yaml")
+	yaml := "client_id: cli\ntimeout: {connect: 60s, request: 60s}\nrpc_bus: {type: nats, brokers: [\"" + addr + "\"], settings: {user: app, password: pw}}\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := vrpcRun(t, ctx, "call", "-f", file, "demo", "/demo.Demo/Ping", `{}`)
+	t.Logf("exit %d: %s%s", code, out, errOut)
+	if code != exitFailure {
+		t.Errorf("exit %d, want %d", code, exitFailure)
+	}
+	for _, w := range []string{"Code: PermissionDenied", `publish to "vrpc.requests.demo"`, "permissions.publish.allow"} {
+		if !strings.Contains(out+errOut, w) {
+			t.Errorf("output %q does not say %q", out+errOut, w)
+		}
+	}
+}

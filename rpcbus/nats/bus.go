@@ -52,6 +52,7 @@ type Bus struct {
 	nc       *natsgo.Conn
 	js       jetstream.JetStream
 	closedCh chan struct{} // closed once the connection is closed
+	denied   deniedWatch   // publishes the server's permissions deny
 
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
@@ -106,7 +107,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		// Without a handler nats.go prints asynchronous errors (a slow
 		// inbox handler, say) to stderr; vRPC sees their effect as
 		// deadlines.
-		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) { b.denied.note(err, o.who()) }),
 	)...)
 	if r := refusal(err, o); r != nil {
 		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(r, servers))
@@ -168,9 +169,17 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
+	// A publish the server's permissions deny ends at once.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	denied := b.denied.of(topic)
+	defer context.AfterFunc(denied, func() { cancel(context.Cause(denied)) })()
 	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond})
 	for {
 		resp, err := b.nc.RequestMsgWithContext(ctx, m)
+		if cause := context.Cause(ctx); errors.Is(cause, rpcbus.ErrForbidden) {
+			return fmt.Errorf("nats: publish to %q: %w", topic, cause)
+		}
 		if err == nil {
 			return b.pubAck(topic, resp)
 		}
@@ -407,6 +416,7 @@ func (b *Bus) Close() error {
 	closing.Wait()
 	b.wg.Wait()
 	b.nc.Close() // flushes first
+	b.denied.close()
 	t := time.NewTimer(closeTimeout)
 	defer t.Stop()
 	select {

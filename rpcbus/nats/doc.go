@@ -29,7 +29,8 @@
 //	creds_file       with a credentials file (JWT and NKey seed); a
 //	                 server refusing them (Authorization Violation) makes
 //	                 New fail at once with an error wrapping
-//	                 rpcbus.ErrUnauthenticated
+//	                 rpcbus.ErrUnauthenticated; a publish the user's
+//	                 permissions deny fails at once with rpcbus.ErrForbidden
 //	tls              true for TLS with the system's CAs
 //	tls_ca_file      PEM CA certificates that verify the server
 //	tls_cert_file    PEM client certificate and key, for mutual TLS

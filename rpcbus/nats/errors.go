@@ -27,15 +27,19 @@ func refusal(err error, o options) error {
 	if !errors.Is(err, natsgo.ErrAuthorization) && !errors.Is(err, natsgo.ErrAuthExpired) {
 		return nil
 	}
-	who := "a client without credentials"
+	return fmt.Errorf("%w: the NATS server refused %s: check rpc_bus.settings user and password, token or creds_file "+
+		"(or the user:password@ of the server address) against the server's authorization block: %w", rpcbus.ErrUnauthenticated, o.who(), err)
+}
+
+// who names the client the server knows, by its credentials.
+func (o options) who() string {
 	switch {
 	case o.CredsFile != "":
-		who = fmt.Sprintf("the credentials of rpc_bus.settings.creds_file %s", o.CredsFile)
+		return fmt.Sprintf("the credentials of rpc_bus.settings.creds_file %s", o.CredsFile)
 	case o.Token != "":
-		who = "rpc_bus.settings.token"
+		return "rpc_bus.settings.token"
 	case o.User != "":
-		who = fmt.Sprintf("user %q", o.User)
+		return fmt.Sprintf("user %q", o.User)
 	}
-	return fmt.Errorf("%w: the NATS server refused %s: check rpc_bus.settings user and password, token or creds_file "+
-		"(or the user:password@ of the server address) against the server's authorization block: %w", rpcbus.ErrUnauthenticated, who, err)
+	return "a client without credentials"
 }
