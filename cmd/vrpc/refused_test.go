@@ -274,3 +274,46 @@ authorization {
 		}
 	}
 }
+
+// TestDeniedMQTT: a publish Mosquitto's acl_file forbids fails at once
+// with an error wrapping rpcbus.ErrForbidden that names the topic and the
+// fix.
+func TestDeniedMQTT(t *testing.T) {
+	t.Parallel()
+	bin := needBinary(t, "mosquitto", "mosquitto")
+	passwd := needBinary(t, "mosquitto_passwd", "mosquitto-clients")
+	addr := privateBroker(t, bin, func(port int, dir string) []string {
+		pw, acl := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+		if out, err := exec.Command(passwd, "-c", "-b", pw, "vrpc", "s3cret").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+		// May use its own bookkeeping topics, and nothing else.
+		if err := os.WriteFile(acl, []byte("user vrpc\ntopic readwrite vrpc~/#\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		me, err := user.Current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := filepath.Join(dir, "mosquitto.conf")
+		text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\nuser %s\n", port, pw, acl, me.Username)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"-c", conf}
+	})
+	b, err := rpcbus.New(rpcbus.Config{Type: "mqtt", Brokers: []string{addr}, Settings: map[string]any{"username": "vrpc", "password": "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = b.Publish(ctx, "vrpc.requests.demo", &rpcbus.Message{Value: []byte("x")})
+	t.Logf("Publish: %v", err)
+	if !errors.Is(err, rpcbus.ErrForbidden) || !strings.Contains(err.Error(), `may not publish to "vrpc/requests/demo"`) {
+		t.Errorf("Publish: %v\nwant an error wrapping ErrForbidden naming the topic", err)
+	}
+	// Mosquitto's acl_file grants every SUBSCRIBE and filters at delivery,
+	// so a SUBACK 0x87 needs an auth plugin: not tested here.
+}
