@@ -317,3 +317,30 @@ func TestDeniedMQTT(t *testing.T) {
 	// Mosquitto's acl_file grants every SUBSCRIBE and filters at delivery,
 	// so a SUBACK 0x87 needs an auth plugin: not tested here.
 }
+
+// TestDeniedRedis: a command the Redis ACL forbids (XADD, here) fails at
+// once with an error wrapping rpcbus.ErrForbidden that names the user and
+// the ACL to grant.
+func TestDeniedRedis(t *testing.T) {
+	t.Parallel()
+	addr := privateBroker(t, needBinary(t, "redis-server", "redis-server"), func(port int, dir string) []string {
+		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+			"--user", "vrpc", "on", ">s3cret", "~*", "&*", "+@all", "-xadd"}
+	})
+	b, err := rpcbus.New(rpcbus.Config{Type: "redis", Brokers: []string{addr}, Settings: map[string]any{"username": "vrpc", "password": "s3cret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.(rpcbus.TopicCreator).CreateTopics(ctx, "vrpc.requests.demo"); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Publish(ctx, "vrpc.requests.demo", &rpcbus.Message{Value: []byte("x")})
+	t.Logf("Publish: %v", err)
+	if !errors.Is(err, rpcbus.ErrForbidden) || errors.Is(err, rpcbus.ErrUnavailable) || !strings.Contains(err.Error(), `user "vrpc"`) ||
+		!strings.Contains(err.Error(), "ACL SETUSER vrpc") {
+		t.Errorf("Publish: %v\nwant an error wrapping ErrForbidden, naming the user and the ACL", err)
+	}
+}
