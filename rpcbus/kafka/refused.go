@@ -66,6 +66,10 @@ func (b *Bus) refusal(err error, op, topic, group string) error {
 	case errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("%w: user %s may not %s on the cluster (ACL): grant it on the brokers (%s --cluster), "+
 			"or create topic %q beforehand: %w", rpcbus.ErrForbidden, user, op, acl(op, "--cluster"), topic, err)
+	case errors.Is(err, kerr.InvalidReplicationFactor) && b.o.ReplicationFactor == -1:
+		return fmt.Errorf("%w: topic %q needs the brokers' default.replication.factor (rpc_bus.settings.replication_factor is -1), "+
+			"more than the live brokers: start the missing brokers, or set replication_factor to what the live brokers can hold: %w",
+			rpcbus.ErrRefused, topic, err)
 	case errors.Is(err, kerr.InvalidReplicationFactor):
 		return fmt.Errorf("%w: topic %q needs rpc_bus.settings.replication_factor %d, more than the live brokers: "+
 			"start the missing brokers, or lower replication_factor (to -1 for the brokers' default.replication.factor): %w",
