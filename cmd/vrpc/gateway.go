@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -79,6 +80,9 @@ func runGateway(ctx context.Context, file, listen string) error {
 	}
 	// The bus first: the port opens only once calls can be carried.
 	c, err := vclient.New(cfg.Config)
+	if errors.Is(err, rpcbus.ErrRefused) {
+		return failure(fmt.Errorf("the bus refused the gateway's client: %w", err))
+	}
 	if err != nil {
 		return failure(fmt.Errorf("client config %s: %w", file, err))
 	}

@@ -70,6 +70,11 @@ func TestCallRefused(t *testing.T) {
 					t.Errorf("stderr %q does not say %q", errOut, w)
 				}
 			}
+			// The gateway, too, names the refusal rather than its file.
+			code, _, errOut = vrpcRun(t, ctx, "gateway", "-f", file, "--listen", "127.0.0.1:0")
+			if code == exitOK || !strings.Contains(errOut, "the bus refused the gateway's client") || strings.Contains(errOut, "client config") {
+				t.Errorf("gateway: exit %d, stderr %q: want the bus's refusal, not a bad client config", code, errOut)
+			}
 		})
 	}
 }
