@@ -53,6 +53,11 @@ type Bus struct {
 	js       jetstream.JetStream
 	closedCh chan struct{} // closed once the connection is closed
 	denied   deniedWatch   // publishes the server's permissions deny
+	// permitted holds the subjects a publish has been acknowledged on:
+	// the server's permissions allow them, and their publishes skip the
+	// denied watch and its allocations.
+	permittedMu sync.RWMutex
+	permitted   map[string]struct{}
 
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
@@ -169,11 +174,19 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
-	// A publish the server's permissions deny ends at once.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	denied := b.denied.of(topic)
-	defer context.AfterFunc(denied, func() { cancel(context.Cause(denied)) })()
+	b.permittedMu.RLock()
+	_, permitted := b.permitted[topic]
+	b.permittedMu.RUnlock()
+	if !permitted {
+		// Until a publish to topic has been acknowledged, one the
+		// server's permissions deny ends at once (the server tells
+		// asynchronously).
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		denied := b.denied.of(topic)
+		defer context.AfterFunc(denied, func() { cancel(context.Cause(denied)) })()
+	}
 	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond})
 	for {
 		resp, err := b.nc.RequestMsgWithContext(ctx, m)
@@ -181,7 +194,11 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 			return fmt.Errorf("nats: publish to %q: %w", topic, cause)
 		}
 		if err == nil {
-			return b.pubAck(topic, resp)
+			err = b.pubAck(topic, resp)
+			if err == nil {
+				b.permit(topic)
+			}
+			return err
 		}
 		if !errors.Is(err, natsgo.ErrNoResponders) {
 			return b.publishError(topic, m, err)
@@ -203,6 +220,16 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 			return fmt.Errorf("nats: publish to %q: %w (its stream did not answer)", topic, ctx.Err())
 		}
 	}
+}
+
+// permit remembers that the server let the bus publish to topic.
+func (b *Bus) permit(topic string) {
+	b.permittedMu.Lock()
+	defer b.permittedMu.Unlock()
+	if b.permitted == nil || len(b.permitted) >= maxKnownTopics {
+		b.permitted = make(map[string]struct{})
+	}
+	b.permitted[topic] = struct{}{}
 }
 
 // pubAck checks the stream's answer to a publish.
