@@ -37,7 +37,7 @@ var (
 	ErrRefused = errors.New("rpcbus: the bus refused the request")
 
 	// ErrUnauthenticated wraps ErrRefused: the bus's servers did not
-	// accept the credentials (user name, password, certificate).
+	// accept the credentials (user name and password, token).
 	ErrUnauthenticated = fmt.Errorf("%w: credentials not accepted", ErrRefused)
 
 	// ErrForbidden wraps ErrRefused: the credentials were accepted but do
