@@ -36,6 +36,23 @@ var (
 	// permissions.
 	ErrUnavailable = errors.New("rpcbus: the bus's servers cannot be reached")
 
+	// ErrRefused is wrapped by the errors of calls the bus's servers
+	// refused for a reason that trying again will not change: the
+	// credentials (the error wraps ErrUnauthenticated too), the
+	// permissions, such as missing ACLs (ErrForbidden too), or a cluster
+	// setting, such as a replication factor larger than the live brokers.
+	// The error says which, and what to change. Unlike ErrUnavailable it
+	// is not worth waiting out: fix the setting, the ACL or the broker.
+	ErrRefused = errors.New("rpcbus: the bus refused the request")
+
+	// ErrUnauthenticated wraps ErrRefused: the bus's servers did not
+	// accept the credentials (user name and password, token).
+	ErrUnauthenticated = fmt.Errorf("%w: credentials not accepted", ErrRefused)
+
+	// ErrForbidden wraps ErrRefused: the credentials were accepted but do
+	// not permit the operation (ACLs, permissions).
+	ErrForbidden = fmt.Errorf("%w: not permitted", ErrRefused)
+
 	// ErrUnacknowledged is wrapped by the error of Subscription.Close when
 	// its context ended before every delivery handed out had been
 	// acknowledged, together with the context's error. The bus gives those

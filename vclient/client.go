@@ -121,6 +121,10 @@ func WithWaitForBus(ctx context.Context) Option {
 // the timeout, and wraps the last attempt's error (so rpcbus.Unreachable
 // reports true for it). Any other error, a refused credential or a bad
 // setting, fails New at once.
+//
+// When the bus refuses the client (wrong credentials, missing ACLs, a
+// replication factor larger than the live brokers) the error wraps
+// rpcbus.ErrRefused and names what to change.
 func New(cfg Config, opts ...Option) (*Client, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -292,9 +296,12 @@ func (c *Client) ReplyAddress() string { return c.inbox.Address() }
 // The error is a gRPC status error: the target's own status, or one of
 // DEADLINE_EXCEEDED, CANCELED, UNAVAILABLE (bus unreachable),
 // UNIMPLEMENTED (no server serves target, or no such method),
-// INVALID_ARGUMENT (bad JSON) and RESOURCE_EXHAUSTED (payload or reply
+// INVALID_ARGUMENT (bad JSON), RESOURCE_EXHAUSTED (payload or reply
 // over max_message_bytes, metadata over max_metadata_bytes, or
-// max_pending / max_pending_bytes reached) from vRPC itself.
+// max_pending / max_pending_bytes reached), and UNAUTHENTICATED,
+// PERMISSION_DENIED or FAILED_PRECONDITION when the bus refuses the
+// request (its credentials, ACLs or settings: see rpcbus.ErrRefused; the
+// message names the fix) from vRPC itself.
 func (c *Client) Call(ctx context.Context, target, method string, payload []byte, md map[string]string, opts ...CallOption) (*Response, error) {
 	var o callOptions
 	for _, opt := range opts {
@@ -511,6 +518,9 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 			return nil
 		case errors.Is(err, rpcbus.ErrMessageTooLarge):
 			return status.Errorf(codes.ResourceExhausted, "vrpc: the bus refused the request for its size (%d bytes): %v", len(body), err)
+		case errors.Is(err, rpcbus.ErrRefused):
+			// Credentials, ACLs, cluster settings: retrying changes nothing.
+			return status.Errorf(refusedCode(err), "vrpc: the bus refused the request for %s: %v", topic, err)
 		case ctx.Err() != nil:
 			return notPublished(ctx, topic, err)
 		case errors.Is(err, rpcbus.ErrClosed) || attempt >= c.cfg.Retry.Count:
@@ -530,6 +540,19 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 func (c *Client) served(topic string) bool {
 	_, ok := c.topics.Load(topic)
 	return ok
+}
+
+// refusedCode is the gRPC code of a refusal of the bus (rpcbus.ErrRefused):
+// UNAUTHENTICATED for credentials, PERMISSION_DENIED for permissions,
+// FAILED_PRECONDITION for the bus's settings.
+func refusedCode(err error) codes.Code {
+	switch {
+	case errors.Is(err, rpcbus.ErrUnauthenticated):
+		return codes.Unauthenticated
+	case errors.Is(err, rpcbus.ErrForbidden):
+		return codes.PermissionDenied
+	}
+	return codes.FailedPrecondition
 }
 
 // notPublished is the status of a call whose context ended before the bus

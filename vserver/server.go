@@ -236,6 +236,10 @@ func (s *Server) RPCAddr() string {
 // a bus check naming the wait, and the gRPC health service NOT_SERVING;
 // Stop ends the wait at once. Any other error (a refused credential, a
 // missing permission, a bad setting) ends Start at once.
+//
+// When the bus refuses the server (wrong credentials, missing ACLs, a
+// replication factor larger than the live brokers) the error wraps
+// rpcbus.ErrRefused and names the fix.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	switch {

@@ -307,10 +307,14 @@ func openClient(file string) (*vclient.Client, error) {
 	}
 	c, err := vclient.New(cfg)
 	if err != nil {
-		if rpcbus.Unreachable(err) {
+		switch {
+		case rpcbus.Unreachable(err):
 			return nil, unavailable(err)
-		}
-		if file != "" {
+		case errors.Is(err, rpcbus.ErrRefused):
+			// The bus answered: its refusal names the fix, which may be
+			// on the brokers rather than in the file.
+			err = fmt.Errorf("the bus refused the client: %w", err)
+		case file != "":
 			err = fmt.Errorf("client config %s: %w", file, err)
 		}
 		return nil, configError(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -86,6 +87,9 @@ func runGateway(ctx context.Context, file, listen string) error {
 	logx.Infof("vrpc gateway: connecting to the %s bus %v; gRPC on %s opens once it answers",
 		cfg.RpcBus.Type, rpcbus.RedactAddresses(cfg.RpcBus.Brokers), cfg.Gateway.Listen)
 	c, err := vclient.New(cfg.Config, vclient.WithWaitForBus(ctx))
+	if errors.Is(err, rpcbus.ErrRefused) {
+		return failure(fmt.Errorf("the bus refused the gateway's client: %w", err))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			logx.Infof("vrpc gateway: stopped before reaching the bus: %v", err)

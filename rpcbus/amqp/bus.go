@@ -151,6 +151,9 @@ func (b *Bus) withChannel(ctx context.Context, what string, f func(ch *amqp.Chan
 			}
 		}
 		if permanent(err) {
+			if r := refusal(err, b.pub.o); r != nil {
+				err = r
+			}
 			return fmt.Errorf("amqp: %s: %w", what, err)
 		}
 		if !b.pub.pause(ctx, bo) {

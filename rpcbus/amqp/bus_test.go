@@ -434,21 +434,31 @@ func TestSubscribeWhileDown(t *testing.T) {
 	}
 }
 
-// TestBadCredentials: a bus with a wrong password keeps trying, and calls
-// fail when their context ends with the broker's refusal in the error.
+// TestBadCredentials: a bus with a wrong password keeps trying; once the
+// broker has refused the login, calls fail at once with an error that
+// wraps rpcbus.ErrUnauthenticated (not rpcbus.ErrUnavailable) and names
+// the settings to check.
 func TestBadCredentials(t *testing.T) {
 	t.Parallel()
 	s := newScope(t)
 	b := s.bus(t, map[string]any{"password": "wrong", "reconnect_backoff": "200ms"})
 	// RabbitMQ answers a failed login after a few seconds; until then the
 	// error says there is no answer yet.
+	var err error
 	eventually(t, "the broker's refusal", func() bool {
-		err := b.Ping(ctxFor(t, 200*time.Millisecond))
-		if !errors.Is(err, rpcbus.ErrUnavailable) {
-			t.Fatalf("Ping with a wrong password = %v, want ErrNotConnected", err)
-		}
-		return strings.Contains(err.Error(), "403")
+		err = b.Ping(ctxFor(t, 200*time.Millisecond))
+		return !errors.Is(err, rpcbus.ErrUnavailable)
 	})
+	if !errors.Is(err, rpcbus.ErrUnauthenticated) || !strings.Contains(err.Error(), "403") ||
+		!strings.Contains(err.Error(), "rpc_bus.settings.username and password") {
+		t.Fatalf("Ping with a wrong password = %v, want an error wrapping ErrUnauthenticated with the broker's 403 and the settings", err)
+	}
+	// Later calls need not wait for their context.
+	_, err = b.Subscribe(ctxFor(t, time.Minute), rpcbus.SubscribeOptions{Topics: []string{unique("topic")}, Group: "g"},
+		func(d *rpcbus.Delivery) { d.Ack() })
+	if !errors.Is(err, rpcbus.ErrUnauthenticated) {
+		t.Errorf("Subscribe with a wrong password = %v, want an error wrapping ErrUnauthenticated", err)
+	}
 }
 
 // TestTLS: with tls_ca_file, tls_cert_file and tls_key_file the bus

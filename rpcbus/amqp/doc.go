@@ -143,7 +143,10 @@
 // rpcbus.ErrUnavailable (the message may or may not have been taken: vRPC's
 // request ids make a retry safe). Every publish goes through one writer
 // goroutine, so a broker that stops reading (a resource alarm) never holds
-// a caller past its context.
+// a caller past its context. A broker that refuses the login (403
+// ACCESS_REFUSED: user or password; no access to the vhost) ends the wait
+// at once with an error wrapping rpcbus.ErrUnauthenticated or
+// rpcbus.ErrForbidden that names the settings and the rabbitmqctl command.
 //
 // # Status
 //

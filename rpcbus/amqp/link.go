@@ -43,6 +43,7 @@ type link struct {
 	conn    *amqp.Connection // nil while down
 	up      chan struct{}    // closed while conn is usable; replaced when it is lost
 	lastErr error            // why the last dial failed or the connection was lost
+	refused chan struct{}    // closed while the broker refuses the credentials or vhost; replaced when a dial succeeds
 	blocked string           // the broker's reason while it blocks publishing
 	dialing net.Conn         // the socket being dialled, closed by shutdown
 }
@@ -63,6 +64,7 @@ func newLink(role string, brokers []broker, o *options) *link {
 		stop:    ctx.Done(),
 		done:    make(chan struct{}),
 		up:      make(chan struct{}),
+		refused: make(chan struct{}),
 		lastErr: errors.New("no answer yet"),
 	}
 	go l.run()
@@ -80,6 +82,13 @@ func (l *link) run() {
 		if err != nil {
 			l.mu.Lock()
 			l.lastErr = fmt.Errorf("dialling %s: %w", addr, err)
+			if refusal(err, l.o) != nil {
+				select {
+				case <-l.refused:
+				default:
+					close(l.refused)
+				}
+			}
 			l.mu.Unlock()
 			if !bo.Wait(l.ctx) {
 				return
@@ -92,6 +101,11 @@ func (l *link) run() {
 		l.mu.Lock()
 		l.conn, l.blocked = conn, ""
 		close(l.up)
+		select {
+		case <-l.refused:
+			l.refused = make(chan struct{})
+		default:
+		}
 		l.mu.Unlock()
 		if wasUp {
 			slog.Info(fmt.Sprintf("rpc_bus amqp: %s connection to %s restored", l.role, addr))
@@ -223,11 +237,12 @@ func (l *link) dial(br broker) (*amqp.Connection, error) {
 
 // get returns the current connection, waiting for one while the link is
 // down, until ctx ends (an error wrapping rpcbus.ErrUnavailable, ctx's error and
-// the last connection failure) or the link stops (rpcbus.ErrClosed).
+// the last connection failure), the broker refuses the credentials or vhost
+// (an error wrapping rpcbus.ErrRefused) or the link stops (rpcbus.ErrClosed).
 func (l *link) get(ctx context.Context) (*amqp.Connection, error) {
 	for {
 		l.mu.Lock()
-		conn, up := l.conn, l.up
+		conn, up, refused := l.conn, l.up, l.refused
 		l.mu.Unlock()
 		if conn != nil && !conn.IsClosed() {
 			return conn, nil
@@ -241,6 +256,13 @@ func (l *link) get(ctx context.Context) (*amqp.Connection, error) {
 		case <-up:
 		case <-l.stop:
 			return nil, rpcbus.ErrClosed
+		case <-refused:
+			l.mu.Lock()
+			last := l.lastErr
+			l.mu.Unlock()
+			if r := refusal(last, l.o); r != nil {
+				return nil, fmt.Errorf("amqp: %s, %v: %w", l.role, l.addrs, r)
+			}
 		case <-ctx.Done():
 			return nil, l.notConnected(ctx.Err())
 		}

@@ -178,6 +178,9 @@ func (w *writer) channel(ctx context.Context) (*pubChannel, error) {
 			return pc, nil
 		}
 		if permanent(err) {
+			if r := refusal(err, w.b.pub.o); r != nil {
+				err = r
+			}
 			return nil, err
 		}
 		if !w.b.pub.pause(ctx, bo) {

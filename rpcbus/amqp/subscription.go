@@ -216,6 +216,9 @@ func (b *Bus) consumeLoop(ctx context.Context, what string, ready chan<- error, 
 		if err != nil {
 			failed(err)
 			if first && permanent(err) {
+				if r := refusal(err, b.sub.o); r != nil {
+					err = r
+				}
 				ready <- err
 				return
 			}

@@ -56,6 +56,7 @@ type Bus struct {
 	brokers []string
 	prod    *kgo.Client // the one producer, shared by every Publish
 	adm     *kadm.Client
+	auth    *authWatch // on every client of the bus
 
 	known  sync.Map // topic name → struct{}: topics seen to exist
 	knownN atomic.Int64
@@ -89,7 +90,8 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 				"SASL credentials and TLS go in rpc_bus.settings (sasl_*, tls)", i, rpcbus.RedactAddress(b))
 		}
 	}
-	prod, err := kgo.NewClient(append(o.clientOpts(brokers), o.producerOpts()...)...)
+	auth := newAuthWatch()
+	prod, err := kgo.NewClient(append(o.clientOpts(brokers, auth), o.producerOpts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: creating the producer for %v: %w", rpcbus.RedactAddresses(brokers), rpcbus.RedactError(err, brokers))
 	}
@@ -98,6 +100,7 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 		brokers: slices.Clone(brokers),
 		prod:    prod,
 		adm:     kadm.NewClient(prod),
+		auth:    auth,
 	}, nil
 }
 
@@ -122,7 +125,10 @@ var callPool = sync.Pool{New: func() any {
 // it per the acks setting, or ctx is done. A topic not seen before is
 // looked up first: if it does not exist the error wraps
 // rpcbus.ErrUnknownTopic at once. A record larger than max_message_bytes
-// gives an error wrapping rpcbus.ErrMessageTooLarge.
+// gives an error wrapping rpcbus.ErrMessageTooLarge. Wrong SASL
+// credentials, or ACLs that do not let the user describe and write topic,
+// give an error wrapping rpcbus.ErrRefused (see refusal) as soon as the
+// brokers say so.
 //
 // If ctx ends first, the record may still be sent, and msg's byte slices
 // must not be modified until then.
@@ -158,6 +164,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 			return b.publishError(topic, len(msg.Key)+len(msg.Value), err)
 		}
 		return nil
+	case <-b.auth.refused():
+		// The promise still owns c, as below; franz-go goes on trying.
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, b.refusal(errAuthClosed, opWrite, topic, ""))
 	case <-ctx.Done():
 		// The promise still owns c: leave it to the garbage collector.
 		return fmt.Errorf("kafka: publish to topic %q: %w", topic, ctx.Err())
@@ -165,6 +174,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 }
 
 func (b *Bus) publishError(topic string, size int, err error) error {
+	if r := b.refusal(err, opWrite, topic, ""); r != nil {
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, r)
+	}
 	switch {
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return fmt.Errorf("kafka: publish %d bytes to topic %q: %w (max_message_bytes is %d): %w",
@@ -184,10 +196,15 @@ func (b *Bus) publishError(topic string, size int, err error) error {
 // asks directly rather than through kadm, whose metadata cache would keep
 // answering "unknown" for a few seconds after the topic is created.
 func (b *Bus) lookUp(ctx context.Context, topic string) error {
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	missing, err := b.missingTopics(ctx, []string{topic})
+	err = cause(ctx, err)
 	switch {
 	case errors.Is(err, kgo.ErrClientClosed):
 		return rpcbus.ErrClosed
+	case b.refusal(err, opDescribe, topic, "") != nil:
+		return fmt.Errorf("kafka: publish to topic %q: %w", topic, b.refusal(err, opDescribe, topic, ""))
 	case err != nil:
 		return unreachable(fmt.Errorf("kafka: publish to topic %q: looking it up: %w", topic, rpcbus.RedactError(err, b.brokers)))
 	case len(missing) > 0:
@@ -243,12 +260,25 @@ func (b *Bus) remember(topic string) {
 // CreateTopics creates those of topics that do not exist, with the
 // partitions, replication_factor and max_message_bytes settings, and
 // returns once the brokers list them all (or ctx is done). A topic that
-// exists already is left as it is.
+// exists already is left as it is, and needs no right to create topics:
+// only to describe it. When the brokers refuse (wrong credentials, missing
+// ACLs, a replication factor larger than the live brokers) the error wraps
+// rpcbus.ErrRefused and says what to change.
 func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
 	if len(topics) == 0 {
+		return nil
+	}
+	gctx, cancel := b.auth.guard(ctx)
+	missing, err := b.missingTopics(gctx, topics)
+	err = cause(gctx, err)
+	cancel()
+	if r := b.refusal(err, opDescribe, strings.Join(topics, ","), ""); r != nil {
+		return fmt.Errorf("kafka: creating topics %q: %w", topics, r)
+	}
+	if err == nil && len(missing) == 0 {
 		return nil
 	}
 	return b.createTopics(ctx, nil, topics...)
@@ -257,20 +287,39 @@ func (b *Bus) CreateTopics(ctx context.Context, topics ...string) error {
 // createTopics is CreateTopics, with configs for the new topics on top of
 // max.message.bytes.
 func (b *Bus) createTopics(ctx context.Context, configs map[string]*string, topics ...string) error {
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	mmb := strconv.Itoa(b.o.MaxMessageBytes)
 	cfg := map[string]*string{"max.message.bytes": &mmb}
 	maps.Copy(cfg, configs)
 	resps, err := b.adm.CreateTopics(ctx, int32(b.o.Partitions), int16(b.o.ReplicationFactor), cfg, topics...)
-	if err != nil {
+	if err = cause(ctx, err); err != nil {
+		if r := b.refusal(err, opCreate, strings.Join(topics, ","), ""); r != nil {
+			return fmt.Errorf("kafka: creating topics %q: %w", topics, r)
+		}
 		return unreachable(fmt.Errorf("kafka: creating topics %q on %v: %w", topics, rpcbus.RedactAddresses(b.brokers), rpcbus.RedactError(err, b.brokers)))
 	}
 	var errs []error
 	for _, t := range topics {
 		r, ok := resps[t]
-		if !ok {
+		switch {
+		case !ok:
 			errs = append(errs, fmt.Errorf("kafka: creating topic %q: no answer from the broker", t))
-		} else if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			errs = append(errs, unreachable(fmt.Errorf("kafka: creating topic %q: %w (%s)", t, r.Err, r.ErrMessage)))
+		case r.Err == nil, errors.Is(r.Err, kerr.TopicAlreadyExists):
+		default:
+			err := r.Err
+			refused := b.refusal(err, opCreate, t, "")
+			if refused != nil {
+				err = refused
+			}
+			if r.ErrMessage != "" {
+				err = fmt.Errorf("%w (%s)", err, r.ErrMessage)
+			}
+			err = fmt.Errorf("kafka: creating topic %q: %w", t, err)
+			if refused == nil {
+				err = unreachable(err)
+			}
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -288,10 +337,16 @@ func (b *Bus) waitListed(ctx context.Context, topics []string) error {
 		if err == nil && len(missing) == 0 {
 			return nil
 		}
+		if r := b.refusal(cause(ctx, err), opDescribe, strings.Join(topics, ","), ""); r != nil {
+			return fmt.Errorf("kafka: creating topics %q: %w", topics, r)
+		}
 		if err == nil {
 			err = fmt.Errorf("created but not yet listed by the brokers: %q", missing)
 		}
 		if !bo.Wait(ctx) {
+			if r := b.refusal(cause(ctx, ctx.Err()), opDescribe, strings.Join(topics, ","), ""); r != nil {
+				return fmt.Errorf("kafka: creating topics %q: %w", topics, r)
+			}
 			// The brokers answered but do not list the topics yet: not
 			// ready, as a cluster electing its controller is.
 			return fmt.Errorf("kafka: creating topics %q: %w (%w: %w)", topics, ctx.Err(), rpcbus.ErrUnavailable, err)

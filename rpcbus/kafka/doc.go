@@ -93,4 +93,20 @@
 // Kafka's tools. An inbox whose process could not reach the brokers for
 // reply_retention may have its topic deleted as dead by another instance
 // of its client id: keep reply_retention well above such outages.
+//
+// # Refusals
+//
+// Operations fail within seconds, with an error wrapping rpcbus.ErrRefused
+// that names the fix, when the brokers refuse the bus: wrong SASL
+// credentials (rpcbus.ErrUnauthenticated; whether the broker answers
+// SASL_AUTHENTICATION_FAILED, as Kafka does, or closes the connection twice
+// in a row in answer to the credentials, as kfake does, which franz-go alone
+// would retry until the deadline), a missing ACL (rpcbus.ErrForbidden:
+// TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED, with the kafka-acls.sh
+// command to run), or a topic the brokers refuse to create as configured
+// (INVALID_REPLICATION_FACTOR when replication_factor is larger than the
+// live brokers, a policy violation). CreateTopics asks only for the topics
+// that do not exist, so a user without the Create ACL can serve topics
+// made beforehand. A refusal seen by a Publish already waiting for its
+// record ends the wait; the record may still be sent if the refusal passes.
 package kafka

@@ -49,14 +49,14 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	name = prefix + hex.EncodeToString(suffix[:])
 	retention := strconv.FormatInt(time.Duration(b.o.ReplyRetention).Milliseconds(), 10)
 	if err := b.createTopics(ctx, map[string]*string{"retention.ms": &retention}, name); err != nil {
-		return nil, err
+		return nil, inboxACLHint(err, prefix)
 	}
 	start, err := b.endOffsets(ctx, name)
 	if err != nil {
 		_ = b.deleteTopic(name)
-		return nil, err
+		return nil, inboxACLHint(err, prefix)
 	}
-	cl, err := kgo.NewClient(append(append(b.o.clientOpts(b.brokers), b.o.consumerOpts()...),
+	cl, err := kgo.NewClient(append(append(b.o.clientOpts(b.brokers, b.auth), b.o.consumerOpts()...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{name: start}),
 		// Only if the log was truncated past our start: lose nothing.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -76,6 +76,16 @@ func (b *Bus) Inbox(ctx context.Context, name string, h func(m *rpcbus.Message))
 	ib.wg.Go(ib.run)
 	ib.wg.Go(ib.keepalive)
 	return ib, nil
+}
+
+// inboxACLHint adds to a refusal for missing ACLs that an inbox's topics
+// are new each time: the ACLs go on their prefix.
+func inboxACLHint(err error, prefix string) error {
+	if !errors.Is(err, rpcbus.ErrForbidden) {
+		return err
+	}
+	return fmt.Errorf("%w (reply topics are named %s and a random suffix: grant Create, Describe, Read, Write and Delete "+
+		"on the prefix, with --resource-pattern-type prefixed --topic %s)", err, prefix, prefix)
 }
 
 // keepaliveHeader marks the records an inbox writes to its own topic to
@@ -172,9 +182,12 @@ func isHex(s string) bool {
 
 // endOffsets returns where each partition of topic ends now.
 func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offset, error) {
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	bo := backoff.New(backoff.Policy{Initial: time.Millisecond, Max: 100 * time.Millisecond})
 	for {
 		listed, err := b.adm.ListEndOffsets(ctx, topic)
+		err = cause(ctx, err)
 		if err == nil {
 			start := make(map[int32]kgo.Offset)
 			for p, lo := range listed[topic] {
@@ -194,12 +207,18 @@ func (b *Bus) endOffsets(ctx context.Context, topic string) (map[int32]kgo.Offse
 		if errors.Is(err, kgo.ErrClientClosed) {
 			return nil, rpcbus.ErrClosed
 		}
+		if r := b.refusal(err, opDescribe, topic, ""); r != nil {
+			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, r)
+		}
 		// A new topic's leaders may not be known everywhere yet.
 		retriable := kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicOrPartition)
 		if !retriable {
 			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, err)
 		}
 		if !bo.Wait(ctx) {
+			if r := b.refusal(cause(ctx, ctx.Err()), opDescribe, topic, ""); r != nil {
+				return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w", topic, r)
+			}
 			return nil, fmt.Errorf("kafka: inbox %q: listing end offsets: %w (%w: %w)", topic, ctx.Err(), rpcbus.ErrUnavailable, err)
 		}
 	}

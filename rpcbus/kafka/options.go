@@ -231,10 +231,13 @@ func (o *options) fetchMaxBytes() int32 {
 }
 
 // clientOpts are the options every client of the bus shares.
-func (o *options) clientOpts(brokers []string) []kgo.Opt {
+func (o *options) clientOpts(brokers []string, hooks ...kgo.Hook) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.DialTimeout(time.Duration(o.DialTimeout)),
+	}
+	if len(hooks) > 0 {
+		opts = append(opts, kgo.WithHooks(hooks...))
 	}
 	if o.tlsConfig != nil {
 		opts = append(opts, kgo.DialTLSConfig(o.tlsConfig.Clone()))

@@ -36,8 +36,8 @@ func roundTrip(t *testing.T, b *kafka.Bus) {
 }
 
 // TestSASL: a bus with the broker's user and password works, for each
-// mechanism; with a wrong password publishing fails (at its deadline:
-// franz-go takes the broker closing the connection for a passing fault).
+// mechanism; with a wrong password publishing fails (TestRefusedSASL
+// checks how).
 func TestSASL(t *testing.T) {
 	t.Parallel()
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {

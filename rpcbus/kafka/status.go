@@ -25,12 +25,19 @@ var (
 // password are settings, not part of them).
 func (b *Bus) Addresses() []string { return rpcbus.RedactAddresses(b.brokers) }
 
-// Ping returns nil when a broker answers.
+// Ping returns nil when a broker answers. An error wraps rpcbus.ErrRefused
+// when the brokers refuse the bus's credentials, and otherwise
+// rpcbus.ErrUnavailable.
 func (b *Bus) Ping(ctx context.Context) error {
 	if b.open.Closed() {
 		return rpcbus.ErrClosed
 	}
-	if err := b.prod.Ping(ctx); err != nil {
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	if err := cause(ctx, b.prod.Ping(ctx)); err != nil {
+		if r := b.refusal(err, opDescribe, "", ""); r != nil {
+			return fmt.Errorf("kafka: brokers %v: %w", rpcbus.RedactAddresses(b.brokers), r)
+		}
 		return fmt.Errorf("kafka: no broker of %v answers: %w: %w", rpcbus.RedactAddresses(b.brokers), rpcbus.ErrUnavailable, rpcbus.RedactError(err, b.brokers))
 	}
 	return nil

@@ -75,9 +75,12 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 		commitDone:    make(chan struct{}),
 		idle:          make(chan struct{}, 1),
 		joined:        make(chan struct{}),
+		refused:       make(chan error, 1),
+		topics:        opts.Topics,
+		group:         opts.Group,
 	}
 	s.pollCtx, s.stopPoll = context.WithCancel(context.Background())
-	kopts := append(b.o.clientOpts(b.brokers), b.o.consumerOpts()...)
+	kopts := append(b.o.clientOpts(b.brokers, b.auth), b.o.consumerOpts()...)
 	kopts = append(kopts,
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(opts.Topics...),
@@ -106,17 +109,25 @@ func (b *Bus) Subscribe(ctx context.Context, opts rpcbus.SubscribeOptions, h rpc
 	}
 	go s.poll()
 	go s.committer()
+	var refused error
 	select {
 	case <-s.joined:
 		return s, nil
 	case <-s.pollDone: // Bus.Close closed it
 		return nil, rpcbus.ErrClosed
+	case refused = <-s.refused:
+	case <-b.auth.refused():
+		refused = b.refusal(errAuthClosed, opRead, opts.Topics[0], opts.Group)
 	case <-ctx.Done():
 		done, cancel := context.WithCancel(context.Background())
 		cancel()
 		_ = s.Close(done)
 		return nil, fmt.Errorf("kafka: subscribe to %q as group %q: joining the group: %w (%w: no group coordinator answered)", opts.Topics, opts.Group, ctx.Err(), rpcbus.ErrUnavailable)
 	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = s.Close(done)
+	return nil, fmt.Errorf("kafka: subscribe to %q as group %q: %w", opts.Topics, opts.Group, refused)
 }
 
 type topicPartition struct {
@@ -146,6 +157,9 @@ type subscription struct {
 	idle       chan struct{} // nothing in flight: commit soon
 	joined     chan struct{}
 	joinOnce   sync.Once
+	refused    chan error // the first refusal of the brokers (ACLs), for Subscribe
+	topics     []string
+	group      string
 	closed     atomic.Bool
 
 	// commitMu serializes taking commit positions and committing them, so
@@ -214,12 +228,27 @@ func (s *subscription) poll() {
 			return
 		}
 		// Fetch errors are retried by the client; records are not lost.
+		// Refusals (ACLs) end a Subscribe still waiting to join.
+		fs.EachError(s.noteRefusal)
 		fs.EachRecord(s.deliver)
 		s.cl.AllowRebalance()
 		// A poll that returned only errors waits a little, so that a
 		// lasting one (a deleted topic, say) does not spin the loop.
 		if fs.NumRecords() == 0 && fs.Err() != nil && !backoff.Sleep(s.pollCtx, errorPause) {
 			return
+		}
+	}
+}
+
+// noteRefusal passes a refusal of the brokers (a missing ACL) to Subscribe.
+func (s *subscription) noteRefusal(topic string, _ int32, err error) {
+	if topic == "" {
+		topic = s.topics[0]
+	}
+	if r := s.bus.refusal(err, opRead, topic, s.group); r != nil {
+		select {
+		case s.refused <- r:
+		default:
 		}
 	}
 }

@@ -171,6 +171,8 @@ func (l *link) publish(ctx context.Context, name string, p *paho.Publish, size i
 			return fmt.Errorf("mqtt: publish to topic %q: %w (the broker knows no subscriber)", name, rpcbus.ErrUnknownTopic)
 		case err == nil:
 			return nil
+		case resp != nil && resp.ReasonCode == reasonNotAuthorized:
+			return fmt.Errorf("mqtt: publish to topic %q: %w", name, aclRefusal("publish to", p.Topic, l.bus.o.Username, err))
 		case resp != nil && resp.ReasonCode == reasonPacketTooLarge:
 			return fmt.Errorf("mqtt: publish %d bytes to topic %q: %w (refused by the broker: %v)", size, name, rpcbus.ErrMessageTooLarge, err)
 		case resp != nil:

@@ -144,7 +144,10 @@
 // their context ends, then fail with an error wrapping rpcbus.ErrUnavailable and
 // the context's error (a vRPC call then ends with DEADLINE_EXCEEDED); a
 // publish whose connection drops before its PUBACK is sent again on the next
-// connection, so the broker may carry it twice.
+// connection, so the broker may carry it twice. A CONNACK refusing the
+// client (0x86 bad user name or password, 0x87 not authorized) ends the wait
+// at once with an error wrapping rpcbus.ErrUnauthenticated, and a PUBACK or
+// SUBACK 0x87 (the broker's ACL) fails with rpcbus.ErrForbidden.
 //
 // A connection has at most as many QoS 1 publishes awaiting their PUBACK
 // as the broker's Receive Maximum (Mosquitto's max_inflight_messages,

@@ -64,12 +64,13 @@ type link struct {
 	cur      *conn         // the live connection, ready or not; nil while down
 	ready    bool          // cur has passed onUp
 	upCh     chan struct{} // closed when the link becomes ready
+	refused  chan struct{} // closed while the broker refuses the client (rpcbus.ErrRefused); replaced once ready
 	lastErr  error         // why the link is down, for error messages
 	stopping bool
 }
 
 func newLink(b *Bus, cfg linkConfig) *link {
-	l := &link{bus: b, cfg: cfg, done: make(chan struct{}), upCh: make(chan struct{})}
+	l := &link{bus: b, cfg: cfg, done: make(chan struct{}), upCh: make(chan struct{}), refused: make(chan struct{})}
 	l.ctx, l.stop = context.WithCancel(context.Background())
 	go l.run()
 	return l
@@ -120,6 +121,11 @@ func (l *link) setReady(c *conn) {
 	defer l.mu.Unlock()
 	l.cur, l.ready, l.lastErr = c, true, nil
 	close(l.upCh)
+	select {
+	case <-l.refused:
+		l.refused = make(chan struct{})
+	default:
+	}
 }
 
 func (l *link) setDown(err error) {
@@ -132,13 +138,20 @@ func (l *link) setDown(err error) {
 	if err != nil {
 		l.lastErr = err
 	}
+	if errors.Is(err, rpcbus.ErrRefused) {
+		select {
+		case <-l.refused:
+		default:
+			close(l.refused)
+		}
+	}
 }
 
 // current returns the ready connection, waiting for one until ctx ends.
 func (l *link) current(ctx context.Context) (*conn, error) {
 	for {
 		l.mu.Lock()
-		c, ready, up, stopping := l.cur, l.ready, l.upCh, l.stopping
+		c, ready, up, stopping, refused := l.cur, l.ready, l.upCh, l.stopping, l.refused
 		l.mu.Unlock()
 		switch {
 		case stopping:
@@ -157,6 +170,13 @@ func (l *link) current(ctx context.Context) (*conn, error) {
 		case <-up:
 		case <-l.ctx.Done():
 			return nil, rpcbus.ErrClosed
+		case <-refused:
+			l.mu.Lock()
+			lastErr = l.lastErr
+			l.mu.Unlock()
+			if errors.Is(lastErr, rpcbus.ErrRefused) {
+				return nil, lastErr
+			}
 		case <-ctx.Done():
 			l.mu.Lock()
 			lastErr = l.lastErr
@@ -207,6 +227,7 @@ type conn struct {
 	raw       net.Conn
 	present   bool   // the broker resumed a session
 	maxPacket uint32 // the broker's Maximum Packet Size; 0: none
+	user      string // the user name sent in CONNECT, for errors
 
 	// dead is closed once the client has shut down; ctx ends with it, so
 	// that waits on a dead connection end.
@@ -284,7 +305,13 @@ func (c *conn) subscribe(ctx context.Context, subs []paho.SubscribeOptions) erro
 	sa, err := c.cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
 	if err != nil {
 		if sa != nil {
-			return fmt.Errorf("subscribe: %w (reason codes %v)", err, sa.Reasons)
+			err = fmt.Errorf("subscribe: %w (reason codes %v)", err, sa.Reasons)
+			for i, r := range sa.Reasons {
+				if r == reasonNotAuthorized && i < len(subs) {
+					return aclRefusal("subscribe to", subs[i].Topic, c.user, err)
+				}
+			}
+			return err
 		}
 		return fmt.Errorf("subscribe: %w", err)
 	}
@@ -385,11 +412,14 @@ func (b *Bus) connect(ctx context.Context, br broker, cfg linkConfig, cleanStart
 		c.cancel()
 		_ = raw.Close()
 		if ca != nil {
+			if r := connRefusal(ca.ReasonCode, user, fmt.Errorf("%s: %w", br.addr, err)); r != nil {
+				return nil, r
+			}
 			return nil, fmt.Errorf("CONNACK reason code %#02x: %w", ca.ReasonCode, err)
 		}
 		return nil, fmt.Errorf("MQTT 5 handshake: %w", err)
 	}
-	c.present = ca.SessionPresent
+	c.present, c.user = ca.SessionPresent, user
 	if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
 		c.maxPacket = *ca.Properties.MaximumPacketSize
 	}

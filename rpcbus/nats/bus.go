@@ -53,6 +53,12 @@ type Bus struct {
 	nc       *natsgo.Conn
 	js       jetstream.JetStream
 	closedCh chan struct{} // closed once the connection is closed
+	denied   deniedWatch   // publishes the server's permissions deny
+	// permitted holds the subjects a publish has been acknowledged on:
+	// the server's permissions allow them, and their publishes skip the
+	// denied watch and its allocations.
+	permittedMu sync.RWMutex
+	permitted   map[string]struct{}
 
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
@@ -115,11 +121,15 @@ func New(cfg rpcbus.Config) (*Bus, error) {
 			natsgo.ClosedHandler(func(*natsgo.Conn) { closeOnce.Do(func() { close(b.closedCh) }) }),
 			// Without a handler nats.go prints asynchronous errors (a slow
 			// inbox handler, say) to stderr; vRPC sees their effect as
-			// deadlines.
-			natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
+			// deadlines, but for a permission the server denied, which
+			// the next publish to that subject reports.
+			natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) { b.denied.note(err, o.who()) }),
 		)...)...)
 	}
 	nc, err := connect()
+	if r := refusal(err, o); r != nil {
+		return nil, fmt.Errorf("nats: connect to %s (rpc_bus.brokers): %w", strings.Join(rpcbus.RedactAddresses(servers), ", "), rpcbus.RedactError(r, servers))
+	}
 	if err != nil && unreachable(err) {
 		// No server answers yet: the bus starts disconnected and connects
 		// in the background, so that a program may start before its
@@ -184,11 +194,31 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 		ctx, cancel = context.WithTimeout(ctx, defaultPublishTimeout)
 		defer cancel()
 	}
+	b.permittedMu.RLock()
+	_, permitted := b.permitted[topic]
+	b.permittedMu.RUnlock()
+	if !permitted {
+		// Until a publish to topic has been acknowledged, one the
+		// server's permissions deny ends at once (the server tells
+		// asynchronously).
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		denied := b.denied.of(topic)
+		defer context.AfterFunc(denied, func() { cancel(context.Cause(denied)) })()
+	}
 	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond})
 	for {
 		resp, err := b.nc.RequestMsgWithContext(ctx, m)
+		if cause := context.Cause(ctx); errors.Is(cause, rpcbus.ErrForbidden) {
+			return fmt.Errorf("nats: publish to %q: %w", topic, cause)
+		}
 		if err == nil {
-			return b.pubAck(topic, resp)
+			err = b.pubAck(topic, resp)
+			if err == nil {
+				b.permit(topic)
+			}
+			return err
 		}
 		if !errors.Is(err, natsgo.ErrNoResponders) {
 			return b.publishError(topic, m, err)
@@ -210,6 +240,16 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 			return fmt.Errorf("nats: publish to %q: %w (its stream did not answer)", topic, ctx.Err())
 		}
 	}
+}
+
+// permit remembers that the server let the bus publish to topic.
+func (b *Bus) permit(topic string) {
+	b.permittedMu.Lock()
+	defer b.permittedMu.Unlock()
+	if b.permitted == nil || len(b.permitted) >= maxKnownTopics {
+		b.permitted = make(map[string]struct{})
+	}
+	b.permitted[topic] = struct{}{}
 }
 
 // pubAck checks the stream's answer to a publish.
@@ -453,6 +493,7 @@ func (b *Bus) Close() error {
 	closing.Wait()
 	b.wg.Wait()
 	b.nc.Close() // flushes first
+	b.denied.close()
 	t := time.NewTimer(closeTimeout)
 	defer t.Stop()
 	select {

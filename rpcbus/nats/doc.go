@@ -26,7 +26,14 @@
 //
 //	token            authenticate with a token, or
 //	user, password   with a user and password, or
-//	creds_file       with a credentials file (JWT and NKey seed)
+//	creds_file       with a credentials file (JWT and NKey seed); a
+//	                 server refusing them (Authorization Violation) makes
+//	                 New fail at once with an error wrapping
+//	                 rpcbus.ErrUnauthenticated; a publish the user's
+//	                 permissions deny fails at once with rpcbus.ErrForbidden
+//	                 (watched until a subject has taken a publish: a
+//	                 permission revoked later, by a server reload, shows
+//	                 only as the deadline)
 //	tls              true for TLS with the system's CAs
 //	tls_ca_file      PEM CA certificates that verify the server
 //	tls_cert_file    PEM client certificate and key, for mutual TLS

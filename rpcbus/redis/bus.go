@@ -145,6 +145,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	case ctx.Err() != nil:
 		return fmt.Errorf("redis: publish to topic %q: %w (%v)", topic, ctx.Err(), err)
 	}
+	if r := b.o.refusal(err); r != nil {
+		err = r
+	}
 	return wrap(err, "publish to topic %q", topic)
 }
 
@@ -207,15 +210,21 @@ func (b *Bus) createStreams(ctx context.Context, keys []string, ttl time.Duratio
 	if err == nil {
 		return nil
 	}
+	busy := false
 	for _, c := range cmds {
 		// A group left over by a creator that died between the two
 		// commands cannot be: they run in one transaction. Still, a
 		// BUSYGROUP changes nothing and the destroy that follows clears it.
 		if e := c.Err(); e != nil && !goredis.HasErrorPrefix(e, "BUSYGROUP") {
 			return e
+		} else if e != nil {
+			busy = true
 		}
 	}
-	return nil
+	if busy {
+		return nil
+	}
+	return err // the transaction did not run: AUTH failed, say
 }
 
 // retry calls f until it succeeds, the server refuses it for good, or ctx
@@ -233,6 +242,8 @@ func (b *Bus) retry(ctx context.Context, f func() error) error {
 		switch {
 		case err == nil:
 			return nil
+		case b.o.refusal(err) != nil:
+			return b.o.refusal(err)
 		case errors.As(err, &refused) && !transient(err):
 			return err
 		case b.open.Closed():
@@ -288,6 +299,9 @@ func (b *Bus) Ping(ctx context.Context) error {
 		return rpcbus.ErrClosed
 	}
 	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		if r := b.o.refusal(err); r != nil {
+			err = r
+		}
 		return wrap(err, "ping %s", b.addr)
 	}
 	return nil

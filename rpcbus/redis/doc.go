@@ -133,7 +133,10 @@
 // while the server cannot be reached and go on once it can. Publish waits
 // no longer than its context allows, and fails with an error wrapping
 // rpcbus.ErrUnavailable when the server could not be reached; Subscribe, Inbox and
-// CreateTopics retry until their context ends. Close ends blocking reads
+// CreateTopics retry until their context ends. A server that refuses the
+// password (WRONGPASS, NOAUTH) or, by its ACL, a command or key (NOPERM)
+// fails them at once with an error wrapping rpcbus.ErrUnauthenticated or
+// rpcbus.ErrForbidden. Close ends blocking reads
 // with CLIENT UNBLOCK, or after a second (the server does not answer, or an
 // ACL forbids CLIENT UNBLOCK) by closing their connection; a closing
 // subscription's acknowledgements and hand-back get up to 5s more past the

@@ -201,12 +201,18 @@ func (s *subscription) createGroups(ctx context.Context, c *goredis.Client) erro
 	if err == nil {
 		return nil
 	}
+	busy := false
 	for _, c := range cmds {
 		if e := c.Err(); e != nil && !goredis.HasErrorPrefix(e, "BUSYGROUP") {
 			return e
+		} else if e != nil {
+			busy = true
 		}
 	}
-	return nil
+	if busy {
+		return nil
+	}
+	return err // the pipeline did not run: AUTH failed, say
 }
 
 func (s *subscription) stopping() bool { return s.stop.Err() != nil }
