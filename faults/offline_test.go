@@ -37,12 +37,11 @@ func serverOffline() time.Duration {
 // max_queued_messages (default 1000) messages.
 func TestServerOffline(t *testing.T) {
 	t.Parallel()
-	for _, kind := range append(slices.Clone(crossProcessBuses), "memory") {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			testServerOffline(t, kind)
-		})
-	}
+	subtests(t, func(run func(string, func(*testing.T))) {
+		for _, kind := range append(slices.Clone(crossProcessBuses), "memory") {
+			run(kind, func(t *testing.T) { testServerOffline(t, kind) })
+		}
+	})
 }
 
 func testServerOffline(t *testing.T, kind string) {

@@ -577,15 +577,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Pending returns the number of calls waiting for a reply.
+// Pending returns the number of pending calls, as max_pending counts
+// them: waiting for the bus to take their request, or for their reply.
 func (c *Client) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
 }
 
-// PendingBytes returns the request bytes of the calls waiting for a reply,
-// as max_pending_bytes counts them.
+// PendingBytes returns the request bytes of the pending calls, as
+// max_pending_bytes counts them.
 func (c *Client) PendingBytes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
