@@ -33,7 +33,7 @@ func longOutage() (down, deadline time.Duration) {
 // TestBrokerOutage), the vRPC server and client running throughout: the
 // broker is stopped, calls with a 60 s deadline are made, the broker stays
 // down 30 s and is started again on its address and data (its start-up
-// time, measured at its first start, counted in, up to half the outage:
+// time, measured at its first start, counted in, up to two thirds of it:
 // RabbitMQ takes from 5 to over 30 s to start on a loaded machine). Every
 // call must succeed, executed once at the target.
 //
@@ -138,7 +138,7 @@ func testLongOutage(t *testing.T, kind string, broker outageBroker, boot time.Du
 	overCount := overLimit(ctx, t, call, "over-count", "max_pending "+fmt.Sprint(outageCalls))
 	overBytes := overLimit(ctx, t, callBytes, "over-bytes-"+pad[:100], "max_pending_bytes "+fmt.Sprint(outageBytes))
 
-	time.Sleep(time.Until(stopped.Add(down - min(boot, down/2))))
+	time.Sleep(time.Until(stopped.Add(down - min(boot, down*2/3))))
 	broker.Start(t)
 	up := time.Now()
 	out := during.Wait()
