@@ -167,8 +167,17 @@ func (b *testBus) serverConfig(endpoint, name string) *vrpc.Config {
 // client returns a client of the bus, closed when the test ends.
 func (b *testBus) client(t testing.TB, id string) *vclient.Client {
 	t.Helper()
+	return b.clientWith(t, id, nil)
+}
+
+// clientWith is client with its configuration changed by set (if not nil).
+func (b *testBus) clientWith(t testing.TB, id string, set func(*vclient.Config)) *vclient.Client {
+	t.Helper()
 	cfg := vclient.Config{ClientID: "faults-" + b.unique + "-" + id, RpcBus: b.cfg}
 	cfg.Topics.Request, cfg.Topics.Response = b.requests, b.responses
+	if set != nil {
+		set(&cfg)
+	}
 	return vtest.StartClient(t, cfg)
 }
 

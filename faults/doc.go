@@ -17,6 +17,7 @@
 // servers in separate OS processes killed with SIGKILL, the machine's Redis
 // as the shared dedup store, brokers the tests run themselves (nats-server,
 // redis-server, mosquitto, a RabbitMQ node) stopped and started again on
-// their data, a target stopped and started again, a server started late, a
-// slow target.
+// their data (for a few seconds, and for 30 s with calls whose deadline
+// outlives it), a target stopped and started again, a server started late
+// or offline for a minute, a slow target.
 package faults

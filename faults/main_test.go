@@ -159,6 +159,19 @@ func deleteRedisKeys(ctx context.Context, addr, prefix string) error {
 	return nil
 }
 
+// subtests runs the subtests added with add at once, and returns when
+// they all have ended. For scenarios that mostly wait (an outage of a
+// minute): with t.Parallel, at most -parallel of them (GOMAXPROCS: 2 on the
+// development machine and CI) would run at a time, and the suite's wall
+// time would grow by every bus's outage, not by one.
+func subtests(t *testing.T, add func(run func(name string, f func(t *testing.T)))) {
+	var wg sync.WaitGroup
+	add(func(name string, f func(t *testing.T)) {
+		wg.Go(func() { t.Run(name, f) })
+	})
+	wg.Wait()
+}
+
 // eventually polls cond until it holds or a generous limit passes.
 func eventually(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()

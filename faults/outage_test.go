@@ -29,8 +29,9 @@ import (
 // startMosquitto): until the server has made them again, the bus reports
 // the request topic unknown. The client has published to it before, so it
 // takes that for the broker's loss, not for a target no server serves: its
-// calls fail with UNAVAILABLE (not UNIMPLEMENTED) like any during the
-// outage.
+// calls wait for the topic until their deadline, and fail with UNAVAILABLE
+// (not UNIMPLEMENTED) like any during the outage if it has not come back
+// by then. TestLongOutage is the same outage with deadlines longer than it.
 func TestBrokerOutage(t *testing.T) {
 	for _, tc := range []struct {
 		name, kind string

@@ -38,6 +38,9 @@ type Client struct {
 	// instances that share a client id and so read the same reply address.
 	idPrefix string
 	seq      atomic.Uint64
+	// unsent counts the pending calls the bus has not taken yet: those
+	// publishing, which is most of them while the bus is down.
+	unsent atomic.Int64
 
 	mu           sync.Mutex
 	pending      map[uint64]pendingCall
@@ -418,12 +421,13 @@ func (c *Client) admit(size int) (uint64, chan *vrpcpb.Response, error) {
 	}
 	if len(c.pending) >= c.cfg.MaxPending {
 		return 0, nil, status.Errorf(codes.ResourceExhausted,
-			"vrpc: %d calls already wait for a reply (max_pending); raise it or slow down", len(c.pending))
+			"vrpc: %d calls are pending (%s), the client's max_pending %d; raise max_pending in the client or slow down",
+			len(c.pending), c.pendingWhat(), c.cfg.MaxPending)
 	}
 	if c.pendingBytes+size > c.cfg.MaxPendingBytes {
 		return 0, nil, status.Errorf(codes.ResourceExhausted,
-			"vrpc: calls waiting for a reply hold %d request bytes and this one has %d, over max_pending_bytes %d; raise it or slow down",
-			c.pendingBytes, size, c.cfg.MaxPendingBytes)
+			"vrpc: pending calls (%s) hold %d request bytes and this one has %d, over the client's max_pending_bytes %d; raise max_pending_bytes in the client or slow down",
+			c.pendingWhat(), c.pendingBytes, size, c.cfg.MaxPendingBytes)
 	}
 	seq := c.seq.Add(1)
 	ch := make(chan *vrpcpb.Response, 1)
@@ -431,6 +435,13 @@ func (c *Client) admit(size int) (uint64, chan *vrpcpb.Response, error) {
 	c.pendingBytes += size
 	c.calls.Add(1)
 	return seq, ch, nil
+}
+
+// pendingWhat says what the pending calls wait for, under c.mu: the bus
+// to take their request (most of them while it is down), or their replies.
+func (c *Client) pendingWhat() string {
+	unsent := min(int(c.unsent.Load()), len(c.pending))
+	return fmt.Sprintf("%d waiting for the bus to take their request, %d for their replies", unsent, len(c.pending)-unsent)
 }
 
 // take removes the pending call seq and returns its channel, nil if it
@@ -480,10 +491,19 @@ func (c *Client) boundReply(resp *vrpcpb.Response, size int) *vrpcpb.Response {
 		len(resp.Payload), size, c.cfg.MaxMessageBytes, limit).Proto()}
 }
 
-// publish sends req, retrying failures of the bus (retry.count times,
-// backing off from retry.interval) but never past the call's deadline.
-// The same request id is published each time, so a server that got an
-// earlier attempt can recognise the repeat.
+// outageBackoffMax caps the pause between the attempts of a call that
+// waits for a bus that is down (unless retry.interval is longer): once the
+// broker is back, a waiting call is published within about this long.
+const outageBackoffMax = time.Second
+
+// publish sends req, retrying failures of the bus but never past the
+// call's deadline: while the bus cannot be reached (an error wrapping
+// rpcbus.ErrUnavailable), or has lost a request topic it had before (a
+// broker restarted without its data, whose servers make it again), as long
+// as the deadline allows, backing off from retry.interval to at most
+// outageBackoffMax; other failures retry.count times, backing off from
+// retry.interval. The same request id is published each time, so a server
+// that got an earlier attempt can recognise the repeat.
 func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 	var body []byte
 	var err error
@@ -497,9 +517,13 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 	}
 	topic := c.cfg.Topics.Request + "." + req.Target
 	msg := &rpcbus.Message{Value: body}
+	c.unsent.Add(1)
+	defer c.unsent.Add(-1)
 	var bo *backoff.Backoff // made at the first failure: most calls never need it
+	retries := 0            // failures other than an outage
 	for attempt := 0; ; attempt++ {
 		err := c.bus.Publish(ctx, topic, msg)
+		outage := errors.Is(err, rpcbus.ErrUnavailable)
 		if errors.Is(err, rpcbus.ErrUnknownTopic) {
 			if !c.served(topic) {
 				return status.Errorf(codes.Unimplemented,
@@ -509,6 +533,7 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 			// restart without persistence) and the servers are making it
 			// again. A passing fault, like a broker that is down.
 			err = fmt.Errorf("the bus no longer has topic %s (lost in a broker restart?): %w", topic, err)
+			outage = true
 		}
 		switch {
 		case err == nil:
@@ -523,11 +548,16 @@ func (c *Client) publish(ctx context.Context, req *vrpcpb.Request) error {
 			return status.Errorf(refusedCode(err), "vrpc: the bus refused the request for %s: %v", topic, err)
 		case ctx.Err() != nil:
 			return notPublished(ctx, topic, err)
-		case errors.Is(err, rpcbus.ErrClosed) || attempt >= c.cfg.Retry.Count:
+		case errors.Is(err, rpcbus.ErrClosed):
 			return status.Errorf(codes.Unavailable, "vrpc: publish to %s failed after %d attempt(s): %v", topic, attempt+1, err)
+		case !outage && retries >= c.cfg.Retry.Count:
+			return status.Errorf(codes.Unavailable, "vrpc: publish to %s failed after %d attempt(s) (retry.count %d): %v", topic, attempt+1, c.cfg.Retry.Count, err)
+		}
+		if !outage {
+			retries++
 		}
 		if bo == nil {
-			bo = backoff.New(backoff.Policy{Initial: c.cfg.Retry.Interval, Max: c.cfg.Retry.Interval << 6, Jitter: true})
+			bo = backoff.New(backoff.Policy{Initial: c.cfg.Retry.Interval, Max: max(c.cfg.Retry.Interval, min(c.cfg.Retry.Interval<<6, outageBackoffMax)), Jitter: true})
 		}
 		if !bo.Wait(ctx) {
 			return notPublished(ctx, topic, err)
@@ -687,15 +717,16 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Pending returns the number of calls waiting for a reply.
+// Pending returns the number of pending calls, as max_pending counts
+// them: waiting for the bus to take their request, or for their reply.
 func (c *Client) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
 }
 
-// PendingBytes returns the request bytes of the calls waiting for a reply,
-// as max_pending_bytes counts them.
+// PendingBytes returns the request bytes of the pending calls, as
+// max_pending_bytes counts them.
 func (c *Client) PendingBytes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -206,6 +206,50 @@ func TestPendingBytesLimit(t *testing.T) {
 	}
 }
 
+// TestPendingLimit: while max_pending calls wait for their replies, one
+// more fails at once with RESOURCE_EXHAUSTED naming the setting and its
+// value (a call that waited for room would end with its deadline instead),
+// and never reaches the target; once a held call returns, there is room
+// again. (faults.TestLongOutage shows the same for calls waiting for a bus
+// that is down.)
+func TestPendingLimit(t *testing.T) {
+	t.Parallel()
+	const held = 3
+	c, tg := limitsDeployment(t, memoryBus(t), vclient.Config{ClientID: "pending-count", MaxPending: held})
+	ctx := limitsContext(t)
+	errc := make(chan error, held)
+	for i := range held {
+		go func() {
+			_, err := c.Call(ctx, "demo", "/demo.Demo/Ping", pingBytes(t, "hold"+strconv.Itoa(i)), nil)
+			errc <- err
+		}()
+		<-tg.arrived
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := c.Call(short, "demo", "/demo.Demo/Ping", pingBytes(t, "over"), nil)
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.ResourceExhausted ||
+		!strings.Contains(msg, "max_pending 3") || !strings.Contains(msg, "0 waiting for the bus to take their request, 3 for their replies") {
+		t.Fatalf("a call over max_pending: got %v, want RESOURCE_EXHAUSTED naming max_pending 3 and what the calls wait for", err)
+	}
+	if got := tg.calls.Load(); got != held {
+		t.Errorf("the target saw %d calls, want the %d held ones", got, held)
+	}
+	tg.release <- struct{}{}
+	if err := <-errc; err != nil {
+		t.Fatalf("held call: %v", err)
+	}
+	if _, err := c.Call(ctx, "demo", "/demo.Demo/Ping", pingBytes(t, "again"), nil); err != nil {
+		t.Fatalf("a call once a held one returned: %v", err)
+	}
+	for range held - 1 {
+		tg.release <- struct{}{}
+		if err := <-errc; err != nil {
+			t.Fatalf("held call: %v", err)
+		}
+	}
+}
+
 // TestReplyLimit: a reply over the client's max_message_bytes fails its
 // call with RESOURCE_EXHAUSTED (after the target ran: the reply is
 // refused, not the request) and leaves the client working, on the memory

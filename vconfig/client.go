@@ -24,8 +24,8 @@ const (
 	// DefaultMaxMetadataBytes bounds a call's metadata: as the client sends it
 	// and as a server takes it (max_metadata_bytes in both files).
 	DefaultMaxMetadataBytes = 64 << 10
-	// DefaultMaxPendingBytes bounds the request bytes of the calls that
-	// wait for a reply.
+	// DefaultMaxPendingBytes bounds the request bytes of the pending calls
+	// (waiting for the bus or for their reply).
 	DefaultMaxPendingBytes = 256 << 20
 )
 
@@ -59,7 +59,11 @@ type ClientConfig struct {
 		Connect time.Duration `json:"connect,default=5s"`
 	} `json:"timeout"`
 	// Retry covers publishing a request to the bus; a request the bus has
-	// accepted is never published again.
+	// accepted is never published again. Count bounds the attempts after a
+	// failure the bus reports for the request; while the bus cannot be
+	// reached (or has lost a request topic it had, in a restart) a call
+	// tries again until its deadline, whatever Count, backing off from
+	// Interval to at most a second.
 	Retry struct {
 		Count    int           `json:"count,default=3"`
 		Interval time.Duration `json:"interval,default=100ms"`
@@ -77,7 +81,10 @@ type ClientConfig struct {
 	// MaxMessageBytes bounds a request's payload; larger requests fail with
 	// RESOURCE_EXHAUSTED before anything is published.
 	MaxMessageBytes int `json:"max_message_bytes,default=4194304"`
-	// MaxPending bounds the calls waiting for a reply.
+	// MaxPending bounds the pending calls: those waiting for the bus to
+	// take their request (all of them while it is down) and those waiting
+	// for their reply. A call over it fails at once with
+	// RESOURCE_EXHAUSTED naming the setting.
 	MaxPending int `json:"max_pending,default=100000"`
 	// MaxMetadataBytes bounds a call's outgoing metadata as the envelope
 	// carries it (keys and values, binary values base64-encoded); a call
@@ -85,8 +92,9 @@ type ClientConfig struct {
 	// published. Each of a reply's header and trailer may be as large.
 	MaxMetadataBytes int `json:"max_metadata_bytes,default=65536"`
 	// MaxPendingBytes bounds the request bytes (payload, metadata, method
-	// and target) of the calls waiting for a reply, which the client holds
-	// until the reply comes. A call that would go over it fails at once
+	// and target) of the pending calls, which the client holds until the
+	// bus has taken the request (while it is down, until the call's
+	// deadline). A call that would go over it fails at once
 	// with RESOURCE_EXHAUSTED rather than wait for room.
 	MaxPendingBytes int `json:"max_pending_bytes,default=268435456"`
 	// Debug logs every call and reply.

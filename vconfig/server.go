@@ -81,7 +81,10 @@ type Config struct {
 	DrainTimeout time.Duration `json:"drain_timeout,default=30s"`
 	// ReplyTimeout bounds publishing one reply, retries included. The
 	// sender's deadline never extends it: a reply address the server cannot
-	// write to costs a worker this long at most.
+	// write to costs a worker this long at most. A reply address the bus
+	// does not know is tried again within it while the sender's deadline
+	// has not passed (a client declares its address again a moment after
+	// a broker restart).
 	ReplyTimeout time.Duration `json:"reply_timeout,default=5s"`
 	// DeadLetterTimeout bounds setting one message aside on the dead-letter
 	// topic, retries included. A message not set aside by then stays

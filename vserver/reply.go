@@ -89,11 +89,16 @@ func (s *Server) encodeReply(j *job, resp *vrpcpb.Response) ([]byte, error) {
 
 // publish sends an encoded reply to the request's reply address, trying
 // again on failures of the bus for up to reply_timeout: never the caller's
-// deadline, which the caller chose. A reply address that does not exist
-// (the client has gone), a reply too large for the bus, or the timeout
-// drops the reply: it is logged and counted, not set aside (the request
-// was served; its reply is the caller's, and the caller has gone or named
-// an address it cannot be answered at).
+// deadline, which the caller chose. A reply address that does not exist is
+// tried again too, but only while the caller still waits (before the
+// request's deadline) and within reply_timeout: after a broker restart a
+// client declares its reply address again (a RabbitMQ exclusive queue, a
+// Redis stream lost without persistence) a moment after the server is
+// back. A reply address still missing then (the client has gone), a reply
+// too large for the bus, or the timeout drops the reply: it is logged and
+// counted, not set aside (the request was served; its reply is the
+// caller's, and the caller has gone or named an address it cannot be
+// answered at).
 func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 	ctx, cancel := context.WithTimeout(s.replies, s.cfg.ReplyTimeout)
 	defer cancel()
@@ -107,6 +112,9 @@ func (s *Server) publish(req *vrpcpb.Request, body []byte) {
 		reason := ""
 		switch {
 		case errors.Is(err, rpcbus.ErrUnknownTopic):
+			if d := req.DeadlineUnixNano; d > 0 && time.Now().UnixNano() < d && bo.Wait(ctx) {
+				continue // the client may not have declared it again yet
+			}
 			reason = "unknown_address"
 		case errors.Is(err, rpcbus.ErrMessageTooLarge):
 			reason = "too_large"

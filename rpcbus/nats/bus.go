@@ -63,6 +63,10 @@ type Bus struct {
 	known  sync.Map // topic → struct{}: streams this bus made sure of
 	knownN atomic.Int64
 
+	// conn is the connection's current life: it ends at each
+	// reconnection (see request). Nil until the first request.
+	conn atomic.Pointer[connLife]
+
 	open closeset.Set[closeset.Closer] // subscriptions and inboxes not yet closed
 	wg   sync.WaitGroup                // the subscriptions' goroutines
 }
@@ -168,6 +172,9 @@ func (b *Bus) MaxPayload() int { return int(b.nc.MaxPayload()) - headerBudget }
 //
 // While the connection is down a request waits for it until ctx is done;
 // if ctx ends first the message may still be sent after a reconnect. A
+// request sent on a connection that died before its acknowledgement came
+// is sent again once the connection is back (the stream may then hold it
+// twice, with one request id: vRPC servers recognise the repeat). A
 // context without a deadline is given one of 30s.
 func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) error {
 	if msg == nil {
@@ -209,7 +216,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 	}
 	bo := backoff.New(backoff.Policy{Initial: 10 * time.Millisecond, Max: 500 * time.Millisecond})
 	for {
-		resp, err := b.nc.RequestMsgWithContext(ctx, m)
+		resp, lost, err := b.request(ctx, m)
 		if cause := context.Cause(ctx); errors.Is(cause, rpcbus.ErrForbidden) {
 			return fmt.Errorf("nats: publish to %q: %w", topic, cause)
 		}
@@ -219,6 +226,9 @@ func (b *Bus) Publish(ctx context.Context, topic string, msg *rpcbus.Message) er
 				b.permit(topic)
 			}
 			return err
+		}
+		if lost && ctx.Err() == nil {
+			continue // sent on a connection that died: send it again
 		}
 		if !errors.Is(err, natsgo.ErrNoResponders) {
 			return b.publishError(topic, m, err)
@@ -250,6 +260,42 @@ func (b *Bus) permit(topic string) {
 		b.permitted = make(map[string]struct{})
 	}
 	b.permitted[topic] = struct{}{}
+}
+
+// connLife is one life of the bus's connection, between reconnections.
+type connLife struct {
+	ctx context.Context
+	end context.CancelFunc
+}
+
+func newConnLife() *connLife {
+	ctx, end := context.WithCancel(context.Background())
+	return &connLife{ctx, end}
+}
+
+// request publishes m and waits for the stream's acknowledgement until ctx
+// ends. lost reports that it failed because the connection it was sent on
+// died: nats.go fails a request only at its context's end, and one written
+// to a connection that had died before nats.go noticed is never
+// acknowledged, though the reconnected connection would take it again. A
+// request made while the connection is down is buffered and sent when it
+// is back, and is waited for as long as ctx allows.
+func (b *Bus) request(ctx context.Context, m *natsgo.Msg) (resp *natsgo.Msg, lost bool, err error) {
+	if !b.nc.IsConnected() {
+		resp, err = b.nc.RequestMsgWithContext(ctx, m)
+		return resp, false, err
+	}
+	life := b.conn.Load()
+	if life == nil {
+		b.conn.CompareAndSwap(nil, newConnLife())
+		life = b.conn.Load()
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(life.ctx, cancel)
+	defer stop()
+	resp, err = b.nc.RequestMsgWithContext(actx, m)
+	return resp, err != nil && life.ctx.Err() != nil, err
 }
 
 // pubAck checks the stream's answer to a publish.
@@ -456,6 +502,9 @@ func (b *Bus) remember(topic string) {
 // reconnected tells every subscription that its pull requests were lost
 // with the old connection.
 func (b *Bus) reconnected() {
+	if old := b.conn.Swap(newConnLife()); old != nil {
+		old.end()
+	}
 	b.open.Range(func(c closeset.Closer) {
 		if s, ok := c.(*subscription); ok {
 			s.reset()
