@@ -1,11 +1,14 @@
 package vserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nextpkg/vrpc/example/demo"
 	"github.com/nextpkg/vrpc/rpcbus"
@@ -96,5 +99,52 @@ func TestBacklog(t *testing.T) {
 	if len(info.Backlog) != 1 || info.Backlog[0].Topic != topic || info.Backlog[0].Group != cfg.Name ||
 		info.Backlog[0].Messages == nil || *info.Backlog[0].Messages != 0 || info.BacklogAt == "" {
 		t.Errorf("/debug/vrpc backlog = %+v at %q, want 0 messages of group %s on %s", info.Backlog, info.BacklogAt, cfg.Name, topic)
+	}
+}
+
+// countingBus is a memory bus that counts the backlog questions it is
+// asked.
+type countingBus struct {
+	rpcbus.Bus
+	asked atomic.Int64
+}
+
+func (b *countingBus) Backlog(ctx context.Context, group string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	b.asked.Add(1)
+	return b.Bus.(rpcbus.BacklogReporter).Backlog(ctx, group, topics)
+}
+
+// TestBacklogBoundedRate: however many scrapes and debug reads come at
+// once, the server asks the bus once, and reuses the answer for a few
+// seconds.
+func TestBacklogBoundedRate(t *testing.T) {
+	t.Parallel()
+	busCfg := rpcbus.Config{Type: "memory", Brokers: []string{t.Name()}}
+	bus := &countingBus{Bus: openBus(t, busCfg)}
+	srv, err := vserver.NewServer(serverConfig(busCfg, startDemo(t, "demo-1")), vserver.WithBus(bus))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := srv.Registry().Gather(); err != nil {
+				t.Errorf("Gather: %v", err)
+			}
+		})
+		wg.Go(func() { srv.Debug(testContext(t)) })
+		wg.Go(func() {
+			if _, _, err := srv.Backlog(testContext(t)); err != nil {
+				t.Errorf("Backlog: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// Once per five seconds (more only on a machine so loaded that these
+	// took longer than that).
+	if n, bound := bus.asked.Load(), 1+int64(time.Since(start)/(5*time.Second)); n < 1 || n > bound {
+		t.Errorf("the bus was asked %d times for 48 reads in %v, want 1 to %d", n, time.Since(start), bound)
 	}
 }
