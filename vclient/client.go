@@ -65,6 +65,10 @@ type Client struct {
 type pendingCall struct {
 	ch    chan *vrpcpb.Response
 	bytes int // what the call counts against max_pending_bytes
+	// since is when the call was admitted; published whether the bus has
+	// taken its request. For Waiting.
+	since     time.Time
+	published bool
 }
 
 // Response is the outcome of a call. When the call fails with the target's
@@ -391,6 +395,7 @@ func (c *Client) carry(ctx context.Context, target, method string, payload []byt
 		c.forget(seq)
 		return nil, err
 	}
+	c.published(seq)
 	// The bus has the request and it is never published again: let the
 	// payload go while the call waits (for the gateway, the last
 	// reference to the caller's request).
@@ -431,7 +436,7 @@ func (c *Client) admit(size int) (uint64, chan *vrpcpb.Response, error) {
 	}
 	seq := c.seq.Add(1)
 	ch := make(chan *vrpcpb.Response, 1)
-	c.pending[seq] = pendingCall{ch: ch, bytes: size}
+	c.pending[seq] = pendingCall{ch: ch, bytes: size, since: time.Now()}
 	c.pendingBytes += size
 	c.calls.Add(1)
 	return seq, ch, nil
@@ -459,6 +464,16 @@ func (c *Client) take(seq uint64) chan *vrpcpb.Response {
 }
 
 func (c *Client) forget(seq uint64) { c.take(seq) }
+
+// published marks the pending call seq as taken by the bus.
+func (c *Client) published(seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.pending[seq]; ok {
+		p.published = true
+		c.pending[seq] = p
+	}
+}
 
 // metadataBytes is the size of envelope metadata as max_metadata_bytes
 // counts it: keys and values.

@@ -43,6 +43,7 @@ type observer struct {
 	forgedReplies prometheus.Counter
 	pending       prometheus.GaugeFunc
 	pendingB      prometheus.GaugeFunc
+	waiting       *waitingCollector // Waiting (waiting.go)
 }
 
 func newObserver(c *Client, tp trace.TracerProvider) *observer {
@@ -76,7 +77,7 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 		}),
 		pending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "vrpc_client_pending_calls",
-			Help:        "Calls published and waiting for their reply (bounded by max_pending).",
+			Help:        "Calls in progress, waiting for the bus to take their request or for their reply (bounded by max_pending); vrpc_client_waiting_calls tells them apart.",
 			ConstLabels: labels,
 		}, func() float64 { return float64(c.Pending()) }),
 		pendingB: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -85,6 +86,7 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 			ConstLabels: labels,
 		}, func() float64 { return float64(c.PendingBytes()) }),
 	}
+	o.waiting = newWaitingCollector(c, labels)
 	if tp != nil {
 		o.tracer = tp.Tracer(TracerName)
 	}
@@ -98,7 +100,9 @@ func newObserver(c *Client, tp trace.TracerProvider) *observer {
 //
 // vrpc_client_calls_total{target,code}, vrpc_client_call_duration_seconds{target},
 // vrpc_client_timeouts_total{target}, vrpc_client_pending_calls,
-// vrpc_client_pending_bytes and vrpc_client_orphan_replies_total, each with a client_id label. Two
+// vrpc_client_pending_bytes, vrpc_client_orphan_replies_total,
+// vrpc_client_waiting_calls{state} and vrpc_client_oldest_waiting_seconds{state}
+// (see Waiting), each with a client_id label. Two
 // clients with the same client id in one registry collide: wrap one with
 // prometheus.WrapRegistererWith.
 func (c *Client) Collector() prometheus.Collector { return c.obs }
@@ -112,6 +116,7 @@ func (o *observer) Describe(ch chan<- *prometheus.Desc) {
 	o.forgedReplies.Describe(ch)
 	o.pending.Describe(ch)
 	o.pendingB.Describe(ch)
+	o.waiting.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -123,6 +128,7 @@ func (o *observer) Collect(ch chan<- prometheus.Metric) {
 	o.forgedReplies.Collect(ch)
 	o.pending.Collect(ch)
 	o.pendingB.Collect(ch)
+	o.waiting.Collect(ch)
 }
 
 // invoke is carry observed: the client span, the trace context in the

@@ -41,8 +41,9 @@ const (
 //	              progressCheck) and every target answers; else 503, one
 //	              line per check either way
 //	/metrics      the server's Prometheus registry (Registry)
-//	/debug/vrpc   JSON: topics, consumer group and lag, in flight, counters,
-//	              targets' status, plugins
+//	/debug/vrpc   JSON: topics, consumer group and lag, the backlog of each
+//	              request topic, in flight, counters, targets' status,
+//	              plugins
 func (s *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -244,9 +245,16 @@ type DebugInfo struct {
 	Counters         DebugCounters              `json:"counters"`
 	Consumer         *rpcbus.SubscriptionStatus `json:"consumer,omitempty"`
 	ConsumerErr      string                     `json:"consumer_error,omitempty"`
-	Targets          map[string]DebugTarget     `json:"targets"`
-	Plugins          []string                   `json:"plugins"`
-	Dedup            string                     `json:"dedup"`
+	// Backlog is, per request topic, what the server's group has yet to
+	// consume (Server.Backlog), as the bus counted it at BacklogAt (at
+	// most a few seconds before); BacklogErr why the bus could not be
+	// asked.
+	Backlog    []rpcbus.TopicBacklog  `json:"backlog,omitempty"`
+	BacklogAt  time.Time              `json:"backlog_at,omitzero"`
+	BacklogErr string                 `json:"backlog_error,omitempty"`
+	Targets    map[string]DebugTarget `json:"targets"`
+	Plugins    []string               `json:"plugins"`
+	Dedup      string                 `json:"dedup"`
 	// Warnings are the server's Warnings.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -339,6 +347,15 @@ func (s *Server) Debug(ctx context.Context) DebugInfo {
 			}
 		})
 	}
+	wg.Go(func() {
+		topics, at, err := s.Backlog(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		info.Backlog, info.BacklogAt = topics, at
+		if err != nil {
+			info.BacklogErr = err.Error()
+		}
+	})
 	for name, t := range s.targets {
 		wg.Go(func() {
 			dt := DebugTarget{Endpoint: s.cfg.Targets[name].Endpoint, State: t.conn.GetState().String()}
@@ -373,6 +390,7 @@ type serverCollector struct {
 	inFlightBytes, maxInFlightBytes, unacked         *prometheus.Desc
 	expired, dedupHits, deadLetters, rejected        *prometheus.Desc
 	targetUp, busUp, consumerLag, consumerPartitions *prometheus.Desc
+	backlog, backlogUnacked                          *prometheus.Desc
 }
 
 func newServerCollector(s *Server) *serverCollector {
@@ -395,12 +413,14 @@ func newServerCollector(s *Server) *serverCollector {
 		busUp:              d("vrpc_server_bus_up", "1 when the bus answered a ping during this scrape, else 0. Absent for buses that cannot be pinged."),
 		consumerLag:        d("vrpc_server_consumer_lag", "Messages on a partition consumed by this server that are not yet served and committed. Absent for buses that cannot tell.", "topic", "partition"),
 		consumerPartitions: d("vrpc_server_consumer_partitions", "Partitions the consumer group gave this server. Absent for buses that cannot tell."),
+		backlog:            d("vrpc_server_request_backlog", "Requests on the topic that the server's group has yet to consume, group-wide: waiting on the bus, and (except on AMQP) delivered and not yet acknowledged. Counted by the bus at most every 5 s. Absent where the bus cannot tell (MQTT; see /debug/vrpc for why).", "topic"),
+		backlogUnacked:     d("vrpc_server_request_backlog_unacknowledged", "Of vrpc_server_request_backlog, the requests delivered to a member of the group and not yet acknowledged. Absent where the bus does not count them apart (Kafka, AMQP, MQTT).", "topic"),
 	}
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.inFlight, c.maxInFlight, c.inFlightBytes, c.maxInFlightBytes, c.unacked, c.expired, c.dedupHits, c.deadLetters, c.rejected,
-		c.targetUp, c.busUp, c.consumerLag, c.consumerPartitions} {
+		c.targetUp, c.busUp, c.consumerLag, c.consumerPartitions, c.backlog, c.backlogUnacked} {
 		ch <- d
 	}
 }
@@ -429,6 +449,16 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	if p, ok := s.bus.(rpcbus.Pinger); ok {
 		ch <- prometheus.MustNewConstMetric(c.busUp, prometheus.GaugeValue, boolValue(p.Ping(ctx) == nil))
+	}
+	if topics, _, err := s.Backlog(ctx); err == nil {
+		for _, tb := range topics {
+			if tb.Messages >= 0 {
+				ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(tb.Messages), tb.Topic)
+			}
+			if tb.Unacknowledged >= 0 {
+				ch <- prometheus.MustNewConstMetric(c.backlogUnacked, prometheus.GaugeValue, float64(tb.Unacknowledged), tb.Topic)
+			}
+		}
 	}
 	if r, ok := s.subscription().(rpcbus.StatusReporter); ok {
 		if cs, err := r.Status(ctx); err == nil {

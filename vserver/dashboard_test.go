@@ -12,6 +12,7 @@ import (
 
 	"github.com/nextpkg/vrpc"
 	"github.com/nextpkg/vrpc/example/demo"
+	"github.com/nextpkg/vrpc/rpcbus"
 )
 
 // TestDashboardMetricNames: every vrpc_* metric the Grafana dashboard in
@@ -36,17 +37,29 @@ func TestDashboardMetricNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var server metrics
-	eventually(t, "consumer lag on /metrics", func() bool {
+	eventually(t, "consumer lag and backlog on /metrics", func() bool {
 		server = scrape(t, srv.AdminAddr())
-		return server["vrpc_server_consumer_lag"] != nil
+		return server["vrpc_server_consumer_lag"] != nil && server["vrpc_server_request_backlog"] != nil
+	})
+	// Kafka does not count the backlog's unacknowledged requests apart;
+	// the memory bus does.
+	memCfg := serverConfig(rpcbus.Config{Type: "memory", Brokers: []string{t.Name()}}, startDemo(t, "demo-2"))
+	memCfg.Host, memCfg.Port = "127.0.0.1", 0
+	mem := startServer(t, memCfg)
+	var memServer metrics
+	eventually(t, "the unacknowledged backlog on the memory bus's /metrics", func() bool {
+		memServer = scrape(t, mem.AdminAddr())
+		return memServer["vrpc_server_request_backlog_unacknowledged"] != nil
 	})
 
 	exported := map[string]bool{}
-	for name, mf := range server {
-		exported[name] = true
-		if mf.GetType().String() == "HISTOGRAM" {
-			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-				exported[name+suffix] = true
+	for _, m := range []metrics{server, memServer} {
+		for name, mf := range m {
+			exported[name] = true
+			if mf.GetType().String() == "HISTOGRAM" {
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					exported[name+suffix] = true
+				}
 			}
 		}
 	}

@@ -56,6 +56,7 @@ type Server struct {
 	clients       *clientSlots // nil: max_in_flight_per_client is off
 	limits        limitMetrics
 	progress      progress
+	backlog       backlogCache // Backlog (backlog.go)
 	replies       context.Context
 	cancelReplies context.CancelFunc
 

@@ -49,6 +49,7 @@ var e2eCases = []struct {
 	{"TargetRouting", testTargetRouting},
 	{"Limits", testLimits},
 	{"GracefulStop", testGracefulStop},
+	{"OperationsData", testOperationsData},
 }
 
 // testEcho: every way of calling reaches the demo target and brings back

@@ -10,7 +10,7 @@ import (
 )
 
 // e2eClientIDs are the client ids the end-to-end suite uses.
-var e2eClientIDs = []string{"e2e-client", "e2e-deadline", "e2e-cancel", "e2e-alpha", "e2e-beta", "e2e-services"}
+var e2eClientIDs = []string{"e2e-client", "e2e-deadline", "e2e-cancel", "e2e-alpha", "e2e-beta", "e2e-services", "e2e-ops"}
 
 // suiteKeys are the keys of a secured end-to-end run: one per client, and
 // the server's signing key.

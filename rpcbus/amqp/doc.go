@@ -153,7 +153,9 @@
 // The bus implements rpcbus.Pinger (both connections open) and its
 // subscriptions rpcbus.StatusReporter: one entry per topic, assigned while
 // the subscription consumes the group's queue, with the messages waiting
-// in it as lag.
+// in it as lag. The bus is an rpcbus.BacklogReporter: a group's backlog is
+// its queues' counts of ready messages (AMQP does not report those
+// delivered and not yet acknowledged), whether or not a member consumes.
 //
 // # Conformance
 //

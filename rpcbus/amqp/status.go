@@ -2,6 +2,8 @@ package amqp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -42,4 +44,41 @@ func (s *subscription) Status(ctx context.Context) (rpcbus.SubscriptionStatus, e
 		})
 	}
 	return st, err
+}
+
+var _ rpcbus.BacklogReporter = (*Bus)(nil)
+
+// Backlog declares each topic's queue of the group passively, whether or
+// not a member consumes it: Messages is the queue's message count, which
+// in AMQP 0-9-1 (queue.declare-ok) counts the messages ready for delivery
+// and leaves out those delivered and not yet acknowledged. The protocol
+// has no count of those (RabbitMQ's management API has, over HTTP, which
+// the bus does not use), so Unacknowledged is -1; a server's own are its
+// in_flight. A topic whose queue of the group does not exist is unknown.
+// It costs one channel and one declaration per topic.
+func (b *Bus) Backlog(ctx context.Context, group string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	out := make([]rpcbus.TopicBacklog, len(topics))
+	for i, topic := range topics {
+		tb := rpcbus.TopicBacklog{Topic: topic, Group: group, Messages: -1, Unacknowledged: -1}
+		q := queueName(topic, group)
+		err := b.withChannel(ctx, "backlog of queue "+q, func(ch *amqp.Channel) error {
+			qi, err := ch.QueueDeclarePassive(q, true, false, false, false, nil)
+			if err == nil {
+				tb.Messages = int64(qi.Messages)
+			}
+			return err
+		})
+		var ae *amqp.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+			tb.Unknown = "the group has never consumed the topic (no queue " + q + ")"
+		case err != nil:
+			return nil, fmt.Errorf("amqp: backlog of group %q on %q: %w", group, topic, err)
+		}
+		out[i] = tb
+	}
+	return out, nil
 }

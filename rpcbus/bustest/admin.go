@@ -166,3 +166,90 @@ func testRemove(t *testing.T, s *suite) {
 		t.Errorf("the group received %q, kept for it before Remove", again.values())
 	}
 }
+
+// testBacklog: every bus counts what a group has yet to consume of a
+// topic (rpcbus.BacklogReporter) while no member of it runs: exactly the
+// messages published since its last member left, none of them
+// unacknowledged; and none once a member has taken and acknowledged them
+// all. A group that has never consumed the topic is unknown, not empty.
+// Under Features.NoLag the bus must say it cannot tell (Messages -1 with
+// a reason) instead of giving a number.
+func testBacklog(t *testing.T, s *suite) {
+	pub, b := s.bus(t), s.bus(t)
+	br, ok := b.(rpcbus.BacklogReporter)
+	if !ok {
+		t.Fatalf("%T does not implement rpcbus.BacklogReporter", b)
+	}
+	topic, group := name(t, "topic"), name(t, "group")
+	opts := rpcbus.SubscribeOptions{Topics: []string{topic}, Group: group}
+	// The group joins, takes a message and leaves: it has a position.
+	var first recorder
+	sub := subscribe(t, b, opts, first.ack)
+	publish(t, pub, topic, &rpcbus.Message{Value: []byte("joined")})
+	waitFor(t, waitLimit, "the first member's delivery", first.atLeast(1))
+	if err := sub.Close(limited(t)); err != nil {
+		t.Fatalf("Subscription.Close: %v", err)
+	}
+	const n = 5
+	publishValues(t, pub, topic, nil, values("waiting", n))
+
+	never := name(t, "never")
+	got, err := br.Backlog(limited(t), never, []string{topic})
+	switch {
+	case err != nil:
+		t.Errorf("Backlog of a group that never consumed: %v", err)
+	case len(got) != 1 || got[0].Topic != topic || got[0].Group != never:
+		t.Errorf("Backlog(%q, [%q]) = %+v, want one entry for that topic and group", never, topic, got)
+	case got[0].Messages != -1 || got[0].Unknown == "":
+		t.Errorf("Backlog of a group that never consumed = %+v, want Messages -1 with the reason in Unknown", got[0])
+	}
+
+	if s.f.NoLag {
+		tb, err := backlogOf(br, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tb.Messages != -1 || tb.Unknown == "" {
+			t.Errorf("Backlog on a bus that cannot tell (Features.NoLag) = %+v, want Messages -1 with the reason in Unknown", tb)
+		}
+		t.Log("Features.NoLag: the counts are not checked; the reason given:", tb.Unknown)
+		return
+	}
+	waitFor(t, waitLimit, fmt.Sprintf("a backlog of the %d messages published with no member running", n), func() error {
+		tb, err := backlogOf(br, group, topic)
+		switch {
+		case err != nil:
+			return err
+		case tb.Messages != n:
+			return fmt.Errorf("backlog %+v, want %d messages", tb, n)
+		case tb.Unacknowledged > 0:
+			return fmt.Errorf("backlog %+v: unacknowledged messages with no member running", tb)
+		}
+		return nil
+	})
+
+	var again recorder
+	subscribe(t, b, opts, again.ack)
+	waitFor(t, waitLimit, "the waiting messages", again.atLeast(n))
+	waitFor(t, waitLimit, "no backlog once every message is acknowledged", func() error {
+		tb, err := backlogOf(br, group, topic)
+		if err == nil && (tb.Messages != 0 || tb.Unacknowledged > 0) {
+			err = fmt.Errorf("backlog %+v, want none", tb)
+		}
+		return err
+	})
+}
+
+// backlogOf is the backlog of group on topic alone.
+func backlogOf(br rpcbus.BacklogReporter, group, topic string) (rpcbus.TopicBacklog, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	got, err := br.Backlog(ctx, group, []string{topic})
+	if err != nil {
+		return rpcbus.TopicBacklog{}, fmt.Errorf("Backlog: %w", err)
+	}
+	if len(got) != 1 || got[0].Topic != topic || got[0].Group != group {
+		return rpcbus.TopicBacklog{}, fmt.Errorf("Backlog(%q, [%q]) = %+v, want one entry for that topic and group", group, topic, got)
+	}
+	return got[0], nil
+}

@@ -105,6 +105,7 @@ var tests = []test{
 	{"PingAndAddresses", testPingAndAddresses},
 	{"Status", testStatus},
 	{"Remove", testRemove},
+	{"Backlog", testBacklog},
 }
 
 // Run runs the conformance suite against the buses newBus returns.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -141,4 +142,92 @@ func consumes(m kadm.DescribedGroupMember, topic string) bool {
 		return slices.ContainsFunc(a.Topics, func(t kmsg.ConsumerMemberAssignmentTopic) bool { return t.Topic == topic })
 	}
 	return false
+}
+
+var _ rpcbus.BacklogReporter = (*Bus)(nil)
+
+// Backlog sums, over each topic's partitions, the end offset less the
+// group's committed one: the records the group has not yet committed,
+// which counts those fetched and not yet served too (Unacknowledged is
+// -1: a commit does not say what was fetched). A partition where the
+// group has committed nothing counts from its oldest record kept, where a
+// group reading from the start begins; a server with max_request_age
+// starts later, so it may read fewer. A topic where the group has
+// committed nothing at all while no member of it runs is unknown: the
+// group may never consume it. It costs three or four admin requests.
+func (b *Bus) Backlog(ctx context.Context, group string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	fail := func(what string, err error) error {
+		return fmt.Errorf("kafka: backlog of group %q on %v: %s: %w", group, topics, what, rpcbus.RedactError(err, b.brokers))
+	}
+	ends, err := b.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fail("end offsets", err)
+	}
+	starts, err := b.adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fail("start offsets", err)
+	}
+	commits, err := b.adm.FetchOffsetsForTopics(ctx, group, topics...)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		// Some brokers say so of a group never seen; Kafka answers with
+		// no offsets, which the member check below handles.
+		return rpcbus.UnknownBacklog(group, topics, "the brokers know no such group: it has never consumed"), nil
+	}
+	if err != nil {
+		return nil, fail("committed offsets", err)
+	}
+	out := make([]rpcbus.TopicBacklog, len(topics))
+	var uncommitted []int // topics without any commit of the group
+	for i, topic := range topics {
+		tb := rpcbus.TopicBacklog{Topic: topic, Group: group, Messages: -1, Unacknowledged: -1}
+		out[i] = tb
+		parts := ends[topic]
+		if len(parts) == 0 || parts[-1].Err != nil {
+			out[i].Unknown = "the topic does not exist"
+			continue
+		}
+		var sum int64
+		committed := false
+		for p, end := range parts {
+			if end.Err != nil {
+				out[i].Unknown = fmt.Sprintf("partition %d: end offset: %v", p, end.Err)
+				break
+			}
+			from := int64(-1)
+			if c, ok := commits.Lookup(topic, p); ok && c.Err == nil && c.At >= 0 {
+				from, committed = c.At, true
+			} else if s, ok := starts.Lookup(topic, p); ok && s.Err == nil {
+				from = s.Offset
+			}
+			if from < 0 {
+				out[i].Unknown = fmt.Sprintf("partition %d: neither a committed nor a start offset", p)
+				break
+			}
+			sum += max(end.Offset-from, 0)
+		}
+		if out[i].Unknown != "" {
+			continue
+		}
+		out[i].Messages = sum
+		if !committed {
+			uncommitted = append(uncommitted, i)
+		}
+	}
+	if len(uncommitted) > 0 {
+		described, err := b.adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return nil, fail("describing the group", err)
+		}
+		g, ok := described[group]
+		if !ok || g.Err != nil || len(g.Members) == 0 {
+			for _, i := range uncommitted {
+				out[i].Messages = -1
+				out[i].Unknown = "the group has committed nothing on the topic and no member of it runs"
+			}
+		}
+	}
+	return out, nil
 }

@@ -54,3 +54,37 @@ func (s *subscription) Status(ctx context.Context) (rpcbus.SubscriptionStatus, e
 	slices.SortFunc(st.Partitions, func(a, b rpcbus.PartitionStatus) int { return strings.Compare(a.Topic, b.Topic) })
 	return st, ctx.Err()
 }
+
+var _ rpcbus.BacklogReporter = (*Bus)(nil)
+
+// Backlog counts exactly, whether or not a member of the group runs:
+// Messages are the records from the group's position on not yet
+// acknowledged, waiting or handed out, and Unacknowledged those handed
+// out to a member and neither acknowledged nor given back. A group that
+// has never joined a topic has no position there, and its count is
+// unknown.
+func (b *Bus) Backlog(ctx context.Context, groupName string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	br := b.br
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if b.closed {
+		return nil, rpcbus.ErrClosed
+	}
+	out := make([]rpcbus.TopicBacklog, len(topics))
+	for i, name := range topics {
+		tb := rpcbus.TopicBacklog{Topic: name, Group: groupName, Messages: -1, Unacknowledged: -1}
+		var g *group
+		if t := br.topics[name]; t != nil {
+			g = t.groups[groupName]
+		}
+		if g == nil {
+			tb.Unknown = "the group has never consumed the topic"
+		} else {
+			acked := int64(len(g.acked))
+			tb.Messages = g.t.end() - g.committed - acked
+			tb.Unacknowledged = g.next - g.committed - acked - int64(len(g.redeliver))
+		}
+		out[i] = tb
+	}
+	return out, ctx.Err()
+}

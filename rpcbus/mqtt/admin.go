@@ -143,3 +143,20 @@ func (b *Bus) Remove(ctx context.Context, l rpcbus.Leftovers) error {
 	}
 	return nil
 }
+
+var _ rpcbus.BacklogReporter = (*Bus)(nil)
+
+// noBacklog is why Backlog cannot count.
+const noBacklog = "MQTT brokers do not tell a client how many messages wait for a shared subscription or a session (Mosquitto has no such API); watch the servers' in_flight and the clients' waiting calls instead"
+
+// Backlog reports every topic as unknown, with the reason: MQTT 5 has no
+// request for the messages a broker queues for a shared subscription
+// ($share/<group>/<topic>) or a session, and Mosquitto offers none of
+// its own (its $SYS topics count messages broker-wide, not per
+// subscription). A made-up number would be worse than none.
+func (b *Bus) Backlog(ctx context.Context, group string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	return rpcbus.UnknownBacklog(group, topics, noBacklog), ctx.Err()
+}

@@ -196,7 +196,8 @@
 // but MQTT has no consumer lag: a broker does not tell a client how many
 // messages wait in a shared subscription or a session, so Status reports
 // the group, the own session's client id and one entry per topic (assigned
-// while connected) with Committed, End and Lag -1. Remove ends the sessions
+// while connected) with Committed, End and Lag -1, and Backlog reports
+// every topic as unknown, with that reason. Remove ends the sessions
 // the last members of groups left for adoption and clears their markers.
 //
 // # Conformance

@@ -183,3 +183,38 @@ func groupOf(description string, group, topic *string) error {
 	_, err := fmt.Sscanf(description, "vRPC group %q on topic %q", group, topic)
 	return err
 }
+
+var _ rpcbus.BacklogReporter = (*Bus)(nil)
+
+// Backlog reads the group's durable consumer on each topic's stream,
+// whether or not a member pulls from it: Messages are its messages not yet
+// delivered (num_pending) plus those delivered and not yet acknowledged
+// (num_ack_pending), Unacknowledged the latter. Both are exact, counted
+// by the server. A topic without a stream, or whose stream has no
+// consumer of the group, is unknown. It costs one JetStream API request
+// per topic.
+func (b *Bus) Backlog(ctx context.Context, group string, topics []string) ([]rpcbus.TopicBacklog, error) {
+	if b.open.Closed() {
+		return nil, rpcbus.ErrClosed
+	}
+	out := make([]rpcbus.TopicBacklog, len(topics))
+	consumer := consumerName(group)
+	for i, topic := range topics {
+		tb := rpcbus.TopicBacklog{Topic: topic, Group: group, Messages: -1, Unacknowledged: -1}
+		c, err := b.js.Consumer(ctx, streamName(topic), consumer)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			tb.Unknown = "the topic has no stream"
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			tb.Unknown = "the group has never consumed the topic (no durable consumer " + consumer + ")"
+		case err != nil:
+			return nil, fmt.Errorf("nats: backlog of group %q on %q: consumer %s on stream %s: %w", group, topic, consumer, streamName(topic), b.jsErr(err))
+		default:
+			ci := c.CachedInfo()
+			tb.Messages = int64(ci.NumPending) + int64(ci.NumAckPending)
+			tb.Unacknowledged = int64(ci.NumAckPending)
+		}
+		out[i] = tb
+	}
+	return out, nil
+}

@@ -73,7 +73,9 @@
 // until slots free up. Delivery.Ack queues an XACK, sent in a batch with
 // the others queued meanwhile; a slot counts as in flight until its XACK is
 // sent. The subscription's Status reports each stream's entries and the
-// group's lag (rpcbus.StatusReporter).
+// group's lag (rpcbus.StatusReporter), and the bus's Backlog a group's lag
+// plus its pending entries, whether or not a member reads
+// (rpcbus.BacklogReporter; unknown before Redis 7.0).
 //
 // Delivery is at least once; an entry is delivered again, to a member of
 // the group present or future, when
