@@ -22,6 +22,7 @@ import (
 	"github.com/nextpkg/vrpc/vconfig"
 	"github.com/nextpkg/vrpc/vrpcpb"
 	"github.com/nextpkg/vrpc/vserver"
+	_ "github.com/nextpkg/vrpc/vserver/redisdedup" // dedup.store redis, for the replay across a restart
 )
 
 // RunAttacks runs an attacker's probes against a server that authenticates
