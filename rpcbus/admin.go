@@ -15,6 +15,19 @@ type Addresser interface {
 	Addresses() []string
 }
 
+// Describe names a bus for messages: its type and its servers, redacted,
+// as bus reports them (Addresser) or else as cfg gives them.
+func Describe(cfg Config, bus Bus) string {
+	addrs := RedactAddresses(cfg.Brokers)
+	if a, ok := bus.(Addresser); ok {
+		addrs = a.Addresses()
+	}
+	if len(addrs) == 0 {
+		return cfg.Type + " bus (its default address)"
+	}
+	return cfg.Type + " bus at " + strings.Join(addrs, ", ")
+}
+
 // redacted replaces a password or token in an address.
 const redacted = "xxxxx"
 

@@ -272,16 +272,7 @@ func (c *Client) openOnce(wait context.Context, timeout time.Duration) error {
 }
 
 // busDesc names the bus for messages: its type and redacted addresses.
-func (c *Client) busDesc() string {
-	addrs := rpcbus.RedactAddresses(c.cfg.RpcBus.Brokers)
-	if a, ok := c.bus.(rpcbus.Addresser); ok {
-		addrs = a.Addresses()
-	}
-	if len(addrs) == 0 {
-		return c.cfg.RpcBus.Type + " bus (its default address)"
-	}
-	return c.cfg.RpcBus.Type + " bus at " + strings.Join(addrs, ", ")
-}
+func (c *Client) busDesc() string { return rpcbus.Describe(c.cfg.RpcBus, c.bus) }
 
 // Config returns the client's configuration with defaults applied.
 func (c *Client) Config() Config { return c.cfg }

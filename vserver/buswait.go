@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,16 +57,7 @@ func (w *busWait) get() (since time.Time, attempts int, last error) {
 }
 
 // busDesc names the bus for messages: its type and redacted addresses.
-func (s *Server) busDesc() string {
-	addrs := rpcbus.RedactAddresses(s.cfg.RpcBus.Brokers)
-	if a, ok := s.bus.(rpcbus.Addresser); ok {
-		addrs = a.Addresses()
-	}
-	if len(addrs) == 0 {
-		return s.cfg.RpcBus.Type + " bus (default address)"
-	}
-	return s.cfg.RpcBus.Type + " bus at " + strings.Join(addrs, ", ")
-}
+func (s *Server) busDesc() string { return rpcbus.Describe(s.cfg.RpcBus, s.bus) }
 
 // joinBus creates the request topics and joins the consumer group, trying
 // again for as long as the bus cannot be reached, until Stop
