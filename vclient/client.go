@@ -168,18 +168,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// firstAttemptTimeout, doubling up to busAttemptTimeout, bounds each
-// attempt of open to reach the bus, so that a client waiting without a
-// deadline (WithWaitForBus) soon says, and then now and then, what it
-// waits for. waitLogEvery is how often, at most, it says it.
-const (
-	firstAttemptTimeout = 2 * time.Second
-	busAttemptTimeout   = 10 * time.Second
-	waitLogEvery        = 30 * time.Second
-)
-
-// busPolicy paces the attempts to reach a bus that is not up yet.
-var busPolicy = backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Jitter: true}
+// reach paces open's attempts to reach a bus that is not up yet; each
+// attempt is cut short at its timeout (2s, doubling up to 10s) so that a
+// client waiting without a deadline (WithWaitForBus) soon says, and then
+// every 30s at most, what it waits for.
+var reach = backoff.Reach{
+	Policy:   backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Jitter: true},
+	First:    2 * time.Second,
+	Max:      10 * time.Second,
+	LogEvery: 30 * time.Second,
+}
 
 // open builds the bus, unless one was given, and opens the reply inbox,
 // trying again while the bus cannot be reached.
@@ -191,19 +189,15 @@ func (c *Client) open(o options) error {
 		ctx, cancel = context.WithCancel(o.wait)
 	}
 	defer cancel()
-	bo := backoff.New(busPolicy)
-	var (
-		since   = time.Now()
-		logged  time.Time
-		timeout = firstAttemptTimeout
-		cause   error
-	)
+	r := reach
 	if o.wait == nil {
-		timeout = cfg.Timeout.Connect // one-shot: no need to cut attempts short
+		r.First = cfg.Timeout.Connect // one-shot: no need to cut attempts short
 	}
+	w := r.Start()
+	since := w.Since
+	var cause error
 	for attempt := 1; ; attempt++ {
-		err := c.openOnce(ctx, timeout)
-		timeout = min(2*timeout, max(busAttemptTimeout, timeout))
+		err := c.openOnce(ctx, w.Timeout())
 		if err == nil {
 			if attempt > 1 {
 				logf(c.log, slog.LevelInfo, "vrpc client %s: reached the %s after %v (attempts: %d)",
@@ -220,13 +214,12 @@ func (c *Client) open(o options) error {
 			cause = err
 		}
 		if o.wait != nil {
-			if now := time.Now(); now.Sub(logged) >= waitLogEvery {
-				logged = now
+			if now := time.Now(); w.Log(now) {
 				logf(c.log, slog.LevelWarn, "vrpc client %s: waiting for the %s (for %v, attempts: %d): %v",
 					cfg.ClientID, c.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
 			}
 		}
-		if !bo.Wait(ctx) {
+		if !w.Wait(ctx) {
 			c.closeBus()
 			if o.wait != nil {
 				return fmt.Errorf("vclient: stopped waiting for the %s after %v (attempts: %d): %w (last error: %w)",

@@ -15,21 +15,19 @@ import (
 const (
 	// pluginStartTimeout bounds the plugins' Start hooks together.
 	pluginStartTimeout = 30 * time.Second
-	// firstAttemptTimeout and busAttemptTimeout bound the attempts to
-	// create the request topics and join the group: the first, then
-	// doubling up to the second. A bus that is down makes most backends
-	// wait for it until then; one that comes up meanwhile lets the
-	// attempt finish. The first is short so that the server soon says
-	// what it waits for.
-	firstAttemptTimeout = 2 * time.Second
-	busAttemptTimeout   = 10 * time.Second
-	// waitLogEvery is how often, at most, a server waiting for its bus
-	// says so again.
-	waitLogEvery = 30 * time.Second
 )
 
-// busPolicy paces the attempts to reach a bus that is not up yet.
-var busPolicy = backoff.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: true}
+// reach paces the attempts to create the request topics and join the
+// group while the bus is not up: each is cut short at its timeout (2s,
+// doubling up to 10s; a bus that is down makes most backends wait for it
+// until then, and one that comes up meanwhile lets the attempt finish),
+// and a waiting server says so every 30s at most.
+var reach = backoff.Reach{
+	Policy:   backoff.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Jitter: true},
+	First:    2 * time.Second,
+	Max:      10 * time.Second,
+	LogEvery: 30 * time.Second,
+}
 
 // errStopping ends a start that Stop cut short.
 var errStopping = errors.New("vserver: stopped while starting")
@@ -73,16 +71,12 @@ func (s *Server) joinBus(topics []string) (rpcbus.Subscription, error) {
 		case <-quit.Done():
 		}
 	}()
-	bo := backoff.New(busPolicy)
-	var (
-		since   = time.Now()
-		logged  time.Time
-		timeout = firstAttemptTimeout
-	)
+	w := reach.Start()
+	since := w.Since
 	s.busWait.set(since, 1, nil)
 	defer s.busWait.set(time.Time{}, 0, nil)
 	for attempt := 1; ; attempt++ {
-		sub, timedOut, err := s.joinOnce(quit, topics, timeout)
+		sub, timedOut, err := s.joinOnce(quit, topics, w.Timeout())
 		if err == nil {
 			if attempt > 1 {
 				s.infof("vrpc server %s: reached the %s after %v (attempts: %d)", s.cfg.Name, s.busDesc(), time.Since(since).Round(time.Millisecond), attempt)
@@ -95,15 +89,13 @@ func (s *Server) joinBus(topics []string) (rpcbus.Subscription, error) {
 		if !rpcbus.Unreachable(err) && !timedOut {
 			return nil, err
 		}
-		timeout = min(2*timeout, busAttemptTimeout)
 		now := time.Now()
 		s.busWait.set(since, attempt+1, err)
-		if now.Sub(logged) >= waitLogEvery {
-			logged = now
+		if w.Log(now) {
 			logf(s.log, slog.LevelWarn, "vrpc server %s: waiting for the %s (for %v, attempts: %d; /readyz is not ready meanwhile): %v",
 				s.cfg.Name, s.busDesc(), now.Sub(since).Round(time.Second), attempt, err)
 		}
-		if !bo.Wait(quit) {
+		if !w.Wait(quit) {
 			return nil, errStopping
 		}
 	}

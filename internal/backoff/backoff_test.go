@@ -3,6 +3,7 @@ package backoff
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -87,5 +88,28 @@ func TestRetry(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || !errors.Is(err, context.Canceled) || n != 2 {
 		t.Fatalf("Retry cut by ctx = %v after %d attempts, want boom and Canceled after 2", err, n)
+	}
+}
+
+// TestReach: attempt timeouts start at First and double up to Max (or
+// First, when it is larger), and the waiter is told to log at once, then
+// no more than once a LogEvery.
+func TestReach(t *testing.T) {
+	w := Reach{First: time.Second, Max: 5 * time.Second, LogEvery: time.Minute}.Start()
+	var got []time.Duration
+	for range 5 {
+		got = append(got, w.Timeout())
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("timeouts %v, want %v", got, want)
+	}
+	long := Reach{First: 8 * time.Second, Max: 5 * time.Second}.Start()
+	if a, b := long.Timeout(), long.Timeout(); a != 8*time.Second || b != 8*time.Second {
+		t.Errorf("First above Max: timeouts %v, %v, want 8s both", a, b)
+	}
+	now := time.Now()
+	if !w.Log(now) || w.Log(now.Add(59*time.Second)) || !w.Log(now.Add(time.Minute)) {
+		t.Error("Log: want true at once, false within LogEvery, true after")
 	}
 }
