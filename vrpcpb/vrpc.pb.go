@@ -77,6 +77,88 @@ func (Encoding) EnumDescriptor() ([]byte, []int) {
 	return file_vrpc_proto_rawDescGZIP(), []int{0}
 }
 
+// Frame says what an envelope is within a streaming call. A stream is a
+// sequence of frames each way on the addresses a unary call uses: the
+// client's OPEN goes to the target's request topic, the server's frames to
+// the client's reply address, and the client's later frames to the
+// address of the one server instance that opened the target stream
+// (Response.stream_to). Frames are numbered from 1 in each direction
+// (seq); every frame carries its sender's cumulative flow-control grant.
+type Frame int32
+
+const (
+	// FRAME_UNARY is a unary request or its reply: not a stream.
+	Frame_FRAME_UNARY Frame = 0
+	// FRAME_OPEN from a client opens a stream to target and method, with
+	// metadata, deadline and trace context and no message. From a server it
+	// says the stream is open: later client frames go to stream_to.
+	Frame_FRAME_OPEN Frame = 1
+	// FRAME_HEADER carries the target's response header (server only).
+	Frame_FRAME_HEADER Frame = 2
+	// FRAME_MESSAGE carries one message in payload.
+	Frame_FRAME_MESSAGE Frame = 3
+	// FRAME_HALF_CLOSE says the client has sent its last message.
+	Frame_FRAME_HALF_CLOSE Frame = 4
+	// FRAME_END ends the stream: from a server with the call's status and
+	// trailer; from a client it cancels the call (status says why).
+	Frame_FRAME_END Frame = 5
+	// FRAME_CREDIT carries only a flow-control grant.
+	Frame_FRAME_CREDIT Frame = 6
+	// FRAME_PING carries nothing: it tells the peer the sender is alive.
+	Frame_FRAME_PING Frame = 7
+)
+
+// Enum value maps for Frame.
+var (
+	Frame_name = map[int32]string{
+		0: "FRAME_UNARY",
+		1: "FRAME_OPEN",
+		2: "FRAME_HEADER",
+		3: "FRAME_MESSAGE",
+		4: "FRAME_HALF_CLOSE",
+		5: "FRAME_END",
+		6: "FRAME_CREDIT",
+		7: "FRAME_PING",
+	}
+	Frame_value = map[string]int32{
+		"FRAME_UNARY":      0,
+		"FRAME_OPEN":       1,
+		"FRAME_HEADER":     2,
+		"FRAME_MESSAGE":    3,
+		"FRAME_HALF_CLOSE": 4,
+		"FRAME_END":        5,
+		"FRAME_CREDIT":     6,
+		"FRAME_PING":       7,
+	}
+)
+
+func (x Frame) Enum() *Frame {
+	p := new(Frame)
+	*p = x
+	return p
+}
+
+func (x Frame) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Frame) Descriptor() protoreflect.EnumDescriptor {
+	return file_vrpc_proto_enumTypes[1].Descriptor()
+}
+
+func (Frame) Type() protoreflect.EnumType {
+	return &file_vrpc_proto_enumTypes[1]
+}
+
+func (x Frame) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Frame.Descriptor instead.
+func (Frame) EnumDescriptor() ([]byte, []int) {
+	return file_vrpc_proto_rawDescGZIP(), []int{1}
+}
+
 // JSONOptions say how a server writes a JSON reply.
 type JSONOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -228,10 +310,23 @@ type Request struct {
 	Sealed []byte `protobuf:"bytes,15,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	// signature signs every byte of the encoded request before it, so it
 	// must be the last field encoded: HMAC-SHA256 with the client's secret, or
-	// Ed25519 with the client's private key, as key_id's key says.
-	Signature     []byte `protobuf:"bytes,16,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Ed25519 with the client's private key, as key_id's key says. It is
+	// appended after the fields below, which it therefore covers too.
+	Signature []byte `protobuf:"bytes,16,opt,name=signature,proto3" json:"signature,omitempty"`
+	// frame is FRAME_UNARY for a unary call, else this frame's kind in a
+	// stream whose id is id.
+	Frame Frame `protobuf:"varint,17,opt,name=frame,proto3,enum=vrpc.v1.Frame" json:"frame,omitempty"`
+	// seq numbers a stream's client frames, from 1 (the OPEN).
+	Seq uint64 `protobuf:"varint,18,opt,name=seq,proto3" json:"seq,omitempty"`
+	// credit_messages and credit_bytes are the client's cumulative grant: the
+	// server may have sent that many messages and message bytes in all.
+	CreditMessages uint64 `protobuf:"varint,19,opt,name=credit_messages,json=creditMessages,proto3" json:"credit_messages,omitempty"`
+	CreditBytes    uint64 `protobuf:"varint,20,opt,name=credit_bytes,json=creditBytes,proto3" json:"credit_bytes,omitempty"`
+	// keepalive_nanos, on OPEN, is how often the client sends a frame while
+	// the stream is idle; the server takes it as gone after a few missed.
+	KeepaliveNanos int64 `protobuf:"varint,21,opt,name=keepalive_nanos,json=keepaliveNanos,proto3" json:"keepalive_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
@@ -376,6 +471,41 @@ func (x *Request) GetSignature() []byte {
 	return nil
 }
 
+func (x *Request) GetFrame() Frame {
+	if x != nil {
+		return x.Frame
+	}
+	return Frame_FRAME_UNARY
+}
+
+func (x *Request) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Request) GetCreditMessages() uint64 {
+	if x != nil {
+		return x.CreditMessages
+	}
+	return 0
+}
+
+func (x *Request) GetCreditBytes() uint64 {
+	if x != nil {
+		return x.CreditBytes
+	}
+	return 0
+}
+
+func (x *Request) GetKeepaliveNanos() int64 {
+	if x != nil {
+		return x.KeepaliveNanos
+	}
+	return 0
+}
+
 // Response is the outcome of one Request.
 type Response struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -403,10 +533,25 @@ type Response struct {
 	// empty here. A reply is sealed when its request was.
 	Sealed []byte `protobuf:"bytes,11,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	// signature signs every byte of the encoded response before it, so it
-	// must be the last field encoded.
-	Signature     []byte `protobuf:"bytes,12,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// must be the last field encoded (it is appended after the fields below).
+	Signature []byte `protobuf:"bytes,12,opt,name=signature,proto3" json:"signature,omitempty"`
+	// frame is FRAME_UNARY for a unary reply, else this frame's kind in the
+	// stream id.
+	Frame Frame `protobuf:"varint,13,opt,name=frame,proto3,enum=vrpc.v1.Frame" json:"frame,omitempty"`
+	// seq numbers a stream's server frames, from 1 (the OPEN).
+	Seq uint64 `protobuf:"varint,14,opt,name=seq,proto3" json:"seq,omitempty"`
+	// credit_messages and credit_bytes are the server's cumulative grant: the
+	// client may have sent that many messages and message bytes in all.
+	CreditMessages uint64 `protobuf:"varint,15,opt,name=credit_messages,json=creditMessages,proto3" json:"credit_messages,omitempty"`
+	CreditBytes    uint64 `protobuf:"varint,16,opt,name=credit_bytes,json=creditBytes,proto3" json:"credit_bytes,omitempty"`
+	// stream_to, on OPEN, is the address of the server instance that holds
+	// the target stream: the client's later frames go there.
+	StreamTo string `protobuf:"bytes,17,opt,name=stream_to,json=streamTo,proto3" json:"stream_to,omitempty"`
+	// keepalive_nanos, on OPEN, is how often the server sends a frame while
+	// the stream is idle.
+	KeepaliveNanos int64 `protobuf:"varint,18,opt,name=keepalive_nanos,json=keepaliveNanos,proto3" json:"keepalive_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Response) Reset() {
@@ -523,6 +668,48 @@ func (x *Response) GetSignature() []byte {
 	return nil
 }
 
+func (x *Response) GetFrame() Frame {
+	if x != nil {
+		return x.Frame
+	}
+	return Frame_FRAME_UNARY
+}
+
+func (x *Response) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Response) GetCreditMessages() uint64 {
+	if x != nil {
+		return x.CreditMessages
+	}
+	return 0
+}
+
+func (x *Response) GetCreditBytes() uint64 {
+	if x != nil {
+		return x.CreditBytes
+	}
+	return 0
+}
+
+func (x *Response) GetStreamTo() string {
+	if x != nil {
+		return x.StreamTo
+	}
+	return ""
+}
+
+func (x *Response) GetKeepaliveNanos() int64 {
+	if x != nil {
+		return x.KeepaliveNanos
+	}
+	return 0
+}
+
 var File_vrpc_proto protoreflect.FileDescriptor
 
 const file_vrpc_proto_rawDesc = "" +
@@ -534,7 +721,7 @@ const file_vrpc_proto_rawDesc = "" +
 	"\remit_defaults\x18\x02 \x01(\bR\femitDefaults\"4\n" +
 	"\bMetadata\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xf7\x04\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xa4\x06\n" +
 	"\aRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1b\n" +
@@ -552,10 +739,15 @@ const file_vrpc_proto_rawDesc = "" +
 	"\rtrace_context\x18\r \x03(\v2\".vrpc.v1.Request.TraceContextEntryR\ftraceContext\x12\x15\n" +
 	"\x06key_id\x18\x0e \x01(\tR\x05keyId\x12\x16\n" +
 	"\x06sealed\x18\x0f \x01(\fR\x06sealed\x12\x1c\n" +
-	"\tsignature\x18\x10 \x01(\fR\tsignature\x1a?\n" +
+	"\tsignature\x18\x10 \x01(\fR\tsignature\x12$\n" +
+	"\x05frame\x18\x11 \x01(\x0e2\x0e.vrpc.v1.FrameR\x05frame\x12\x10\n" +
+	"\x03seq\x18\x12 \x01(\x04R\x03seq\x12'\n" +
+	"\x0fcredit_messages\x18\x13 \x01(\x04R\x0ecreditMessages\x12!\n" +
+	"\fcredit_bytes\x18\x14 \x01(\x04R\vcreditBytes\x12'\n" +
+	"\x0fkeepalive_nanos\x18\x15 \x01(\x03R\x0ekeepaliveNanos\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x04\n" +
 	"\bResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
@@ -569,10 +761,27 @@ const file_vrpc_proto_rawDesc = "" +
 	"\x06key_id\x18\n" +
 	" \x01(\tR\x05keyId\x12\x16\n" +
 	"\x06sealed\x18\v \x01(\fR\x06sealed\x12\x1c\n" +
-	"\tsignature\x18\f \x01(\fR\tsignature*1\n" +
+	"\tsignature\x18\f \x01(\fR\tsignature\x12$\n" +
+	"\x05frame\x18\r \x01(\x0e2\x0e.vrpc.v1.FrameR\x05frame\x12\x10\n" +
+	"\x03seq\x18\x0e \x01(\x04R\x03seq\x12'\n" +
+	"\x0fcredit_messages\x18\x0f \x01(\x04R\x0ecreditMessages\x12!\n" +
+	"\fcredit_bytes\x18\x10 \x01(\x04R\vcreditBytes\x12\x1b\n" +
+	"\tstream_to\x18\x11 \x01(\tR\bstreamTo\x12'\n" +
+	"\x0fkeepalive_nanos\x18\x12 \x01(\x03R\x0ekeepaliveNanos*1\n" +
 	"\bEncoding\x12\x12\n" +
 	"\x0eENCODING_PROTO\x10\x00\x12\x11\n" +
-	"\rENCODING_JSON\x10\x01B Z\x1egithub.com/nextpkg/vrpc/vrpcpbb\x06proto3"
+	"\rENCODING_JSON\x10\x01*\x94\x01\n" +
+	"\x05Frame\x12\x0f\n" +
+	"\vFRAME_UNARY\x10\x00\x12\x0e\n" +
+	"\n" +
+	"FRAME_OPEN\x10\x01\x12\x10\n" +
+	"\fFRAME_HEADER\x10\x02\x12\x11\n" +
+	"\rFRAME_MESSAGE\x10\x03\x12\x14\n" +
+	"\x10FRAME_HALF_CLOSE\x10\x04\x12\r\n" +
+	"\tFRAME_END\x10\x05\x12\x10\n" +
+	"\fFRAME_CREDIT\x10\x06\x12\x0e\n" +
+	"\n" +
+	"FRAME_PING\x10\aB Z\x1egithub.com/nextpkg/vrpc/vrpcpbb\x06proto3"
 
 var (
 	file_vrpc_proto_rawDescOnce sync.Once
@@ -586,31 +795,34 @@ func file_vrpc_proto_rawDescGZIP() []byte {
 	return file_vrpc_proto_rawDescData
 }
 
-var file_vrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_vrpc_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_vrpc_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_vrpc_proto_goTypes = []any{
 	(Encoding)(0),         // 0: vrpc.v1.Encoding
-	(*JSONOptions)(nil),   // 1: vrpc.v1.JSONOptions
-	(*Metadata)(nil),      // 2: vrpc.v1.Metadata
-	(*Request)(nil),       // 3: vrpc.v1.Request
-	(*Response)(nil),      // 4: vrpc.v1.Response
-	nil,                   // 5: vrpc.v1.Request.TraceContextEntry
-	(*status.Status)(nil), // 6: google.rpc.Status
+	(Frame)(0),            // 1: vrpc.v1.Frame
+	(*JSONOptions)(nil),   // 2: vrpc.v1.JSONOptions
+	(*Metadata)(nil),      // 3: vrpc.v1.Metadata
+	(*Request)(nil),       // 4: vrpc.v1.Request
+	(*Response)(nil),      // 5: vrpc.v1.Response
+	nil,                   // 6: vrpc.v1.Request.TraceContextEntry
+	(*status.Status)(nil), // 7: google.rpc.Status
 }
 var file_vrpc_proto_depIdxs = []int32{
-	0, // 0: vrpc.v1.Request.encoding:type_name -> vrpc.v1.Encoding
-	2, // 1: vrpc.v1.Request.metadata:type_name -> vrpc.v1.Metadata
-	1, // 2: vrpc.v1.Request.json_options:type_name -> vrpc.v1.JSONOptions
-	5, // 3: vrpc.v1.Request.trace_context:type_name -> vrpc.v1.Request.TraceContextEntry
-	0, // 4: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
-	6, // 5: vrpc.v1.Response.status:type_name -> google.rpc.Status
-	2, // 6: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
-	2, // 7: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: vrpc.v1.Request.encoding:type_name -> vrpc.v1.Encoding
+	3,  // 1: vrpc.v1.Request.metadata:type_name -> vrpc.v1.Metadata
+	2,  // 2: vrpc.v1.Request.json_options:type_name -> vrpc.v1.JSONOptions
+	6,  // 3: vrpc.v1.Request.trace_context:type_name -> vrpc.v1.Request.TraceContextEntry
+	1,  // 4: vrpc.v1.Request.frame:type_name -> vrpc.v1.Frame
+	0,  // 5: vrpc.v1.Response.encoding:type_name -> vrpc.v1.Encoding
+	7,  // 6: vrpc.v1.Response.status:type_name -> google.rpc.Status
+	3,  // 7: vrpc.v1.Response.header:type_name -> vrpc.v1.Metadata
+	3,  // 8: vrpc.v1.Response.trailer:type_name -> vrpc.v1.Metadata
+	1,  // 9: vrpc.v1.Response.frame:type_name -> vrpc.v1.Frame
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_vrpc_proto_init() }
@@ -623,7 +835,7 @@ func file_vrpc_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vrpc_proto_rawDesc), len(file_vrpc_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
